@@ -1,0 +1,53 @@
+/**
+ * Every failure prisma-tenancy raises on purpose is a TenancyError with a
+ * stable `code`. Callers branch on the code; the message is for people and
+ * always says what to do next. The underlying error, when there is one, is
+ * attached as `cause`.
+ */
+export const tenancyErrorCodes = [
+  // Tenant context (client extension, runWithTenant)
+  'TENANT_MISSING',
+  'TENANT_INVALID',
+  'TENANT_MISMATCH',
+  'ADAPTER_REQUIRED',
+  // Configuration and input
+  'CONFIG_INVALID',
+  'DATABASE_URL_MISSING',
+  'DATABASE_UNREACHABLE',
+  'SCHEMA_NOT_FOUND',
+  'SCHEMA_INVALID',
+  'NO_TENANT_COLUMN',
+  // Migrations
+  'MIGRATION_NAME_INVALID',
+  'MIGRATION_FAILED',
+  'MIGRATIONS_DIVERGED',
+  // Databases the toolkit starts or creates
+  'EMBEDDED_POSTGRES_FAILED',
+  'DATABASE_SETUP_FAILED',
+  // Policy generation
+  'POLICY_DRIFT',
+] as const
+
+export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]
+
+export interface TenancyErrorOptions {
+  cause?: unknown
+  /** Structured facts about the failure, for programs (never secrets). */
+  details?: Record<string, unknown>
+}
+
+export class TenancyError extends Error {
+  override readonly name = 'TenancyError'
+  readonly code: TenancyErrorCode
+  readonly details: Record<string, unknown>
+
+  constructor(code: TenancyErrorCode, message: string, options: TenancyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.details = options.details ?? {}
+  }
+}
+
+export function isTenancyError(error: unknown, code?: TenancyErrorCode): error is TenancyError {
+  return error instanceof TenancyError && (code === undefined || error.code === code)
+}
