@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander'
+import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
+import { exitCodes, formatError, processIo, type CliIo } from './output.js'
+
+type Action = (io: CliIo) => Promise<number>
+
+/**
+ * The command-line interface as a function: parses argv, runs one command and
+ * returns its exit code. Nothing here calls process.exit, so it is testable
+ * in-process.
+ */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  let action: Action | undefined
+  const program = new Command('prisma-tenancy')
+    .description('Multi-tenancy for Prisma on PostgreSQL row-level security')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => io.stderr(text), writeErr: (text) => io.stderr(text) })
+    .showHelpAfterError()
+
+  const project = (command: Command) =>
+    command
+      .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
+      .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
+      .option('--migrations <path>', 'migrations folder (overrides the config)')
+      .option('--database-url <url>', 'database to migrate (overrides the config and DATABASE_URL)')
+      .option('--json', 'print the result as JSON on stdout')
+
+  const migrate = program.command('migrate').description('Prisma migrations without the native schema engine')
+  project(migrate.command('deploy').description('apply pending migrations')).action((options) => {
+    action = (cliIo) => migrateDeployCommand(options, cliIo)
+  })
+  project(migrate.command('dev').description('create a migration from the schema diff, then apply it'))
+    .requiredOption('-n, --name <name>', 'name of the new migration')
+    .action((options) => {
+      action = (cliIo) => migrateDevCommand(options, cliIo)
+    })
+  project(migrate.command('status').description('compare the database with the migrations folder')).action((options) => {
+    action = (cliIo) => migrateStatusCommand(options, cliIo)
+  })
+  project(migrate.command('resolve').description('mark a failed migration as rolled back'))
+    .requiredOption('--rolled-back <name>', 'the failed migration')
+    .action((options) => {
+      action = (cliIo) => migrateResolveCommand(options, cliIo)
+    })
+
+  try {
+    await program.parseAsync(argv, { from: 'user' })
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? exitCodes.ok : exitCodes.usage
+    throw error
+  }
+  if (action === undefined) {
+    io.stderr(program.helpInformation())
+    return exitCodes.usage
+  }
+  try {
+    return await action(io)
+  } catch (error) {
+    const { text, exitCode } = formatError(error)
+    io.stderr(text)
+    return exitCode
+  }
+}

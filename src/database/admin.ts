@@ -1,0 +1,97 @@
+import pg from 'pg'
+import { TenancyError } from '../errors.js'
+import { databaseName, redactUrl, withCredentials, withDatabase } from './connection-url.js'
+import { quoteIdent, quoteLiteral } from './sql-identifiers.js'
+
+/** Runs `work` with a connected client and always closes it. */
+export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url })
+  try {
+    await client.connect()
+  } catch (cause) {
+    throw new TenancyError(
+      'DATABASE_UNREACHABLE',
+      `Cannot connect to ${redactUrl(url)}: ${(cause as Error).message}. Check that PostgreSQL is running and that the URL, user and password are right.`,
+      { cause },
+    )
+  }
+  try {
+    return await work(client)
+  } finally {
+    await client.end().catch(() => undefined)
+  }
+}
+
+export async function databaseExists(adminUrl: string, name: string): Promise<boolean> {
+  return withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
+    return rowCount === 1
+  })
+}
+
+/** Creates the database named in `url` when it does not exist yet, as `prisma migrate` does. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const name = databaseName(url)
+  if (await databaseExists(url, name)) return
+  await withClient(withDatabase(url, 'postgres'), async (client) => {
+    await client.query(`CREATE DATABASE ${quoteIdent(name)}`).catch((cause: { code?: string }) => {
+      if (cause.code !== '42P04') throw cause // created concurrently: fine
+    })
+  })
+}
+
+export async function createDatabase(adminUrl: string, name: string, options: { template?: string } = {}): Promise<string> {
+  await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
+    const template = options.template === undefined ? '' : ` TEMPLATE ${quoteIdent(options.template)}`
+    await client.query(`CREATE DATABASE ${quoteIdent(name)}${template}`)
+  })
+  return withDatabase(adminUrl, name)
+}
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
+  })
+}
+
+export interface AppRole {
+  name: string
+  password: string
+}
+
+/**
+ * Creates (or resets) a login role that is what an application should connect
+ * as: no superuser, no BYPASSRLS, no CREATEDB or CREATEROLE, owning nothing.
+ * Row-level security applies to it in full.
+ */
+export async function ensureAppRole(adminUrl: string, role: AppRole): Promise<void> {
+  await withClient(adminUrl, async (client) => {
+    const attributes = `LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD ${quoteLiteral(role.password)}`
+    // Two sessions may race to create the same cluster-wide role; the loser updates it.
+    await client.query(`CREATE ROLE ${quoteIdent(role.name)} ${attributes}`).catch(async (cause: { code?: string }) => {
+      if (cause.code !== '42710' && cause.code !== '23505') throw cause
+      await client.query(`ALTER ROLE ${quoteIdent(role.name)} ${attributes}`)
+    })
+  })
+}
+
+/**
+ * The grants an application role needs in one database: data access on every
+ * table, never TRUNCATE (not subject to row-level security), REFERENCES or
+ * TRIGGER, and nothing on Prisma's own migrations table.
+ */
+export async function grantAppRole(databaseUrl: string, roleName: string, schema = 'public'): Promise<void> {
+  await withClient(databaseUrl, async (client) => {
+    const role = quoteIdent(roleName)
+    const ns = quoteIdent(schema)
+    await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(databaseName(databaseUrl))} TO ${role}`)
+    await client.query(`GRANT USAGE ON SCHEMA ${ns} TO ${role}`)
+    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${ns} TO ${role}`)
+    await client.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ns} TO ${role}`)
+    await client.query(`REVOKE ALL ON TABLE ${ns}."_prisma_migrations" FROM ${role}`).catch(() => undefined)
+  })
+}
+
+export function appRoleUrl(databaseUrl: string, role: AppRole): string {
+  return withCredentials(databaseUrl, role.name, role.password)
+}

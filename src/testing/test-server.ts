@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto'
+import { appRoleUrl, createDatabase, dropDatabase, ensureAppRole, grantAppRole, type AppRole } from '../database/admin.js'
+import { withDatabase } from '../database/connection-url.js'
+import { usePostgresServer } from '../database/postgres-server.js'
+import { migrateDeploy } from '../migrate/migrate.js'
+
+export interface TestServerOptions {
+  /** Admin URL of a server to use. Default: DATABASE_URL, else an embedded PostgreSQL. */
+  databaseUrl?: string | undefined
+  /** Project directory holding prisma.config.ts. Default: the current directory. */
+  cwd?: string | undefined
+  schema?: string | undefined
+  migrations?: string | undefined
+  /** The application role tests connect as. Default: tenancy_app. */
+  appRole?: AppRole | undefined
+}
+
+/** What a test run shares: a server, a migrated template database and the application role. */
+export interface TestServerInfo {
+  kind: 'url' | 'embedded'
+  adminUrl: string
+  templateDatabase: string
+  appRole: AppRole
+}
+
+export interface TestServer extends TestServerInfo {
+  /** Drops the template and stops an embedded server. */
+  stop(): Promise<void>
+}
+
+export const defaultAppRole: AppRole = { name: 'tenancy_app', password: 'tenancy_app' }
+
+export function uniqueDatabaseName(prefix: string): string {
+  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`
+}
+
+/**
+ * Starts (or connects to) PostgreSQL, applies the project's migrations once
+ * to a template database and creates the application role. Test databases
+ * are then cloned from the template, which takes milliseconds.
+ */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const server = await usePostgresServer({ databaseUrl: options.databaseUrl ?? process.env.DATABASE_URL })
+  const templateDatabase = uniqueDatabaseName('tenancy_template')
+  const appRole = options.appRole ?? defaultAppRole
+  try {
+    await ensureAppRole(server.adminUrl, appRole)
+    const templateUrl = await createDatabase(server.adminUrl, templateDatabase)
+    await migrateDeploy({ cwd: options.cwd, schema: options.schema, migrations: options.migrations, databaseUrl: templateUrl })
+    await grantAppRole(templateUrl, appRole.name)
+  } catch (error) {
+    await dropDatabase(server.adminUrl, templateDatabase).catch(() => undefined)
+    await server.stop()
+    throw error
+  }
+  return {
+    kind: server.kind,
+    adminUrl: server.adminUrl,
+    templateDatabase,
+    appRole,
+    async stop() {
+      await dropDatabase(server.adminUrl, templateDatabase).catch(() => undefined)
+      await server.stop()
+    },
+  }
+}
+
+export interface TestDatabase {
+  name: string
+  /** Superuser URL: for setup the application must never do (DDL, fixtures across tenants). */
+  adminUrl: string
+  /** URL of the plain application role: row-level security applies in full. */
+  appUrl: string
+  appRole: AppRole
+  drop(): Promise<void>
+}
+
+/** A fresh database cloned from the migrated template. */
+export async function createTestDatabase(server: TestServerInfo): Promise<TestDatabase> {
+  const name = uniqueDatabaseName('tenancy_test')
+  const adminUrl = await createDatabase(server.adminUrl, name, { template: server.templateDatabase })
+  return {
+    name,
+    adminUrl,
+    appUrl: appRoleUrl(withDatabase(server.adminUrl, name), server.appRole),
+    appRole: server.appRole,
+    drop: () => dropDatabase(server.adminUrl, name),
+  }
+}

@@ -1,0 +1,3 @@
+import { tenancyGlobalSetup } from '../src/testing/index.js'
+
+export default tenancyGlobalSetup()
