@@ -58,12 +58,18 @@ async function withEngine<T>(options: MigrateOptions, work: (session: Session) =
 }
 
 function migrationFailure(cause: unknown, action: string): TenancyError {
-  const message = cause instanceof Error ? cause.message.split('\n   0:')[0]?.trim() : String(cause)
-  return new TenancyError(
-    'MIGRATION_FAILED',
-    `${action} failed: ${message}\nFix the migration, then mark the failed one as rolled back (prisma-tenancy migrate resolve --rolled-back <name>) before deploying again.`,
-    { cause },
-  )
+  const text = cause instanceof Error ? cause.message : String(cause)
+  // The engine names the failing migration only in its span trace, after the message.
+  const [message = text, trace = ''] = text.split(/\n\s+0: /)
+  const migration = /migration_name="([^"]+)"/.exec(trace)?.[1]
+  const advice =
+    migration === undefined
+      ? 'Check the database and the migrations folder, then run the command again.'
+      : `Fix ${migration}/migration.sql, then run \`prisma-tenancy migrate resolve --rolled-back ${migration}\` and deploy again.`
+  return new TenancyError('MIGRATION_FAILED', `${action} failed${migration === undefined ? '' : ` in ${migration}`}: ${message.trim()}\n${advice}`, {
+    cause,
+    details: migration === undefined ? {} : { migration },
+  })
 }
 
 async function applyPending(session: Session): Promise<string[]> {

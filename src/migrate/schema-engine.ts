@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg'
-import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils'
+import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum, type SqlDriverAdapter, type SqlQueryable } from '@prisma/driver-adapter-utils'
 import type { SchemaEngine } from '@prisma/schema-engine-wasm'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -17,38 +17,69 @@ const { WebAssembly } = globalThis as unknown as {
 
 const PG_CHAR_OID = 18
 const PG_TEXT_OID = 25
+const CHAR_COLUMN_MARK = '\u0000char'
 
 /**
- * The schema engine describes databases with catalog queries that return the
- * internal one-byte `"char"` type (relkind, contype, ...), which
- * @prisma/adapter-pg does not map and rejects. Its values arrive from
- * node-postgres as one-character strings anyway, so announcing them as text
- * is exact. Used for the schema engine's connections only, never the app's.
+ * The schema engine describes databases with catalog queries whose columns
+ * are of PostgreSQL's one-byte `"char"` type (relkind, contype, ...).
+ * @prisma/adapter-pg rejects that type, and the engine insists on reading
+ * those columns as characters. So, for the engine's connections only (never
+ * an application's): node-postgres announces such a column as text, marked
+ * by its name, and the adapter's result is then corrected to Character.
  */
 class CatalogClient extends pg.Client {
   // node-postgres' query() has many overloads; this forwards every one of them.
   override query(...args: unknown[]): never {
-    const announceCharAsText = (result: pg.QueryResult | undefined) => {
-      for (const field of result?.fields ?? []) if (field.dataTypeID === PG_CHAR_OID) field.dataTypeID = PG_TEXT_OID
+    const markCharColumns = (result: pg.QueryResult | undefined) => {
+      for (const field of result?.fields ?? []) {
+        if (field.dataTypeID !== PG_CHAR_OID) continue
+        field.dataTypeID = PG_TEXT_OID
+        field.name += CHAR_COLUMN_MARK
+      }
       return result
     }
     const callbackIndex = args.findIndex((arg) => typeof arg === 'function')
     if (callbackIndex >= 0) {
       const callback = args[callbackIndex] as (error: Error | null, result?: pg.QueryResult) => void
-      args[callbackIndex] = (error: Error | null, result?: pg.QueryResult) => callback(error, announceCharAsText(result))
+      args[callbackIndex] = (error: Error | null, result?: pg.QueryResult) => callback(error, markCharColumns(result))
       return (super.query as (...a: unknown[]) => never)(...args)
     }
     const pending = (super.query as (...a: unknown[]) => unknown)(...args)
-    return (pending instanceof Promise ? pending.then(announceCharAsText) : pending) as never
+    return (pending instanceof Promise ? pending.then(markCharColumns) : pending) as never
   }
 }
 
+function readCharColumns<Q extends SqlQueryable>(queryable: Q): Q {
+  const queryRaw = queryable.queryRaw.bind(queryable)
+  queryable.queryRaw = async (query) => {
+    const result = await queryRaw(query)
+    result.columnNames.forEach((name, index) => {
+      if (!name.endsWith(CHAR_COLUMN_MARK)) return
+      result.columnNames[index] = name.slice(0, -CHAR_COLUMN_MARK.length)
+      result.columnTypes[index] = ColumnTypeEnum.Character
+    })
+    return result
+  }
+  return queryable
+}
+
+function withCharColumns<A extends SqlDriverAdapter>(adapter: A): A {
+  const startTransaction = adapter.startTransaction.bind(adapter)
+  adapter.startTransaction = async (isolationLevel) => readCharColumns(await startTransaction(isolationLevel))
+  return readCharColumns(adapter)
+}
+
 /**
- * @prisma/adapter-pg's own shadow database drops the database while its pool
+ * Our connections read `"char"` columns (above). Also, @prisma/adapter-pg's own
+ * shadow database drops the database while its pool
  * still holds a connection to it, which PostgreSQL refuses, leaving the
  * shadow database behind. This one closes the pool first.
  */
 class EngineAdapterFactory extends PrismaPg {
+  override async connect() {
+    return withCharColumns(await super.connect())
+  }
+
   constructor(
     pool: pg.Pool,
     private readonly engineConfig: pg.PoolConfig,
@@ -67,7 +98,7 @@ class EngineAdapterFactory extends PrismaPg {
       await admin.end()
     }
     const pool = new pg.Pool({ ...this.engineConfig, database: name })
-    const adapter = await new PrismaPg(pool).connect()
+    const adapter = withCharColumns(await new PrismaPg(pool).connect())
     const dispose = adapter.dispose.bind(adapter)
     adapter.dispose = async () => {
       await dispose()
