@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { TenancyError } from '../errors.js'
 
 export interface RunningPostgres {
-  kind: 'url' | 'embedded'
+  kind: 'url' | 'embedded' | 'container'
   /** A superuser URL for the `postgres` database. */
   adminUrl: string
   /** Stops what was started (an embedded server); a no-op for a server given by URL. Safe to call twice. */

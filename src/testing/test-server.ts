@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { appRoleUrl, createDatabase, dropDatabase, ensureAppRole, grantAppRole, type AppRole } from '../database/admin.js'
 import { withDatabase } from '../database/connection-url.js'
-import { usePostgresServer } from '../database/postgres-server.js'
 import { migrateDeploy } from '../migrate/migrate.js'
+import { startPostgres, type PostgresProvider } from './postgres-provider.js'
 
 export interface TestServerOptions {
-  /** Admin URL of a server to use. Default: DATABASE_URL, else an embedded PostgreSQL. */
+  /** Where PostgreSQL comes from. Default `auto`: DATABASE_URL's server if set, else embedded. */
+  provider?: PostgresProvider | undefined
+  /** Admin URL of a server to use (the url provider). Default: DATABASE_URL. */
   databaseUrl?: string | undefined
   /** Project directory holding prisma.config.ts. Default: the current directory. */
   cwd?: string | undefined
@@ -17,7 +19,7 @@ export interface TestServerOptions {
 
 /** What a test run shares: a server, a migrated template database and the application role. */
 export interface TestServerInfo {
-  kind: 'url' | 'embedded'
+  kind: 'url' | 'embedded' | 'container'
   adminUrl: string
   templateDatabase: string
   appRole: AppRole
@@ -40,7 +42,7 @@ export function uniqueDatabaseName(prefix: string): string {
  * are then cloned from the template, which takes milliseconds.
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const server = await usePostgresServer({ databaseUrl: options.databaseUrl ?? process.env.DATABASE_URL })
+  const server = await startPostgres({ provider: options.provider, databaseUrl: options.databaseUrl })
   const templateDatabase = uniqueDatabaseName('tenancy_template')
   const appRole = options.appRole ?? defaultAppRole
   try {
