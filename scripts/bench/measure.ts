@@ -1,0 +1,88 @@
+import { performance } from 'node:perf_hooks'
+import { summarize, type Summary } from './stats.js'
+
+/** One unit of work; `index` picks the tenant and row, so every contender gets the same sequence. */
+export type Operation = (index: number) => Promise<unknown>
+
+interface Sample {
+  latencies: number[]
+  wallMs: number
+  ops: number
+}
+
+/**
+ * `clients` concurrent loops, each awaiting one operation at a time, as many
+ * request handlers would; the wall time gives throughput.
+ */
+async function runClients(operation: Operation, clients: number, opsPerClient: number, firstIndex: number): Promise<Sample> {
+  const latencies: number[] = []
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: clients }, async (_, client) => {
+      for (let k = 0; k < opsPerClient; k++) {
+        const t0 = performance.now()
+        await operation(firstIndex + client * opsPerClient + k)
+        latencies.push(performance.now() - t0)
+      }
+    }),
+  )
+  return { latencies, wallMs: performance.now() - started, ops: clients * opsPerClient }
+}
+
+export interface Plan {
+  clients: number
+  /** Operations in the warm-up (not measured), spread over the clients. */
+  warmupOps: number
+  /** Operations per client in each measured round. */
+  opsPerClient: number
+  rounds: number
+}
+
+/**
+ * Measures several contenders on the same operation, interleaved: each round
+ * runs every contender once, in an order that rotates from round to round,
+ * so drift in machine load (other processes, autovacuum) spreads over all
+ * contenders instead of landing on whichever ran last.
+ */
+export async function measureInterleaved(operations: ReadonlyMap<string, Operation>, plan: Plan): Promise<Map<string, Summary>> {
+  const names = [...operations.keys()]
+  const warmupPerClient = Math.max(1, Math.ceil(plan.warmupOps / plan.clients))
+  for (const name of names) await runClients(operations.get(name)!, plan.clients, warmupPerClient, 0)
+  const samples = new Map<string, Sample[]>(names.map((name) => [name, []]))
+  for (let round = 0; round < plan.rounds; round++) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[(i + round) % names.length]!
+      const firstIndex = (round + 1) * plan.clients * plan.opsPerClient
+      samples.get(name)!.push(await runClients(operations.get(name)!, plan.clients, plan.opsPerClient, firstIndex))
+    }
+  }
+  return new Map(
+    names.map((name) => {
+      const rounds = samples.get(name)!
+      return [
+        name,
+        summarize(
+          rounds.flatMap((s) => s.latencies),
+          rounds.reduce((sum, s) => sum + s.wallMs, 0),
+          rounds.reduce((sum, s) => sum + s.ops, 0),
+        ),
+      ]
+    }),
+  )
+}
+
+/** Times `work` once per round after `setup` (not timed) prepared it; for workloads that take seconds each. */
+export async function measureRounds<T>(rounds: number, setup: () => Promise<T>, work: (prepared: T) => Promise<void>, teardown: (prepared: T) => Promise<void>): Promise<Summary> {
+  const durations: number[] = []
+  for (let round = 0; round < rounds; round++) {
+    const prepared = await setup()
+    try {
+      const t0 = performance.now()
+      await work(prepared)
+      durations.push(performance.now() - t0)
+    } finally {
+      await teardown(prepared)
+    }
+  }
+  return summarize(durations, durations.reduce((a, b) => a + b, 0), durations.length)
+}

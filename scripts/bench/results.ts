@@ -1,0 +1,62 @@
+import type { Summary } from './stats.js'
+
+/** One line of the report, in the JSON shape `npm run bench -- --json` documents. */
+export interface Result {
+  workload: string
+  clients: number
+  contender: string
+  median_ms: number
+  p99_ms: number
+  ops_per_s: number
+  /** This contender's median over the baseline's median for the same workload and client count. */
+  ratio: number
+  /** What `ratio` divides by. */
+  baseline: string
+  /** False where isolation is not enforced by PostgreSQL row-level security. */
+  rls: boolean
+}
+
+export interface Unavailable {
+  contender: string
+  reason: string
+}
+
+export interface WorkloadOutcome {
+  results: Result[]
+  unavailable: Unavailable[]
+}
+
+const round = (value: number, digits: number) => Number(value.toFixed(digits))
+
+export function toResult(
+  workload: string,
+  clients: number,
+  contender: string,
+  summary: Summary,
+  baseline: { label: string; summary: Summary | undefined },
+  rls: boolean,
+): Result {
+  return {
+    workload,
+    clients,
+    contender,
+    median_ms: round(summary.median_ms, 3),
+    p99_ms: round(summary.p99_ms, 3),
+    ops_per_s: round(summary.ops_per_s, 1),
+    ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
+    baseline: baseline.label,
+    rls,
+  }
+}
+
+/** Results of contenders measured side by side, each divided by the one named `baseline.name`. */
+export function toResults(
+  workload: string,
+  clients: number,
+  summaries: ReadonlyMap<string, Summary>,
+  baseline: { name: string; label?: string },
+  rls: (contender: string) => boolean,
+): Result[] {
+  const base = { label: baseline.label ?? baseline.name, summary: summaries.get(baseline.name) }
+  return [...summaries].map(([contender, summary]) => toResult(workload, clients, contender, summary, base, rls(contender)))
+}

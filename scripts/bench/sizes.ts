@@ -1,0 +1,27 @@
+import type { OperationsSize } from './workloads/operations.js'
+import type { RowsSize } from './workloads/rows.js'
+import type { MigrationSize } from './workloads/migration.js'
+import type { VerifierSize } from './workloads/verifier.js'
+
+export interface Sizes {
+  operations: OperationsSize
+  rows: RowsSize
+  migration: MigrationSize
+  verifier: VerifierSize
+}
+
+/** The full run the README reports; takes tens of minutes on 2 cores. */
+export const fullSizes: Sizes = {
+  operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 7, warmupOps: 200, opsSingle: 400, opsConcurrent: 50, concurrency: 16, poolSize: 10 },
+  rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
+  migration: { tenantCounts: [10, 1000, 10_000], rounds: 5 },
+  verifier: { tables: 500, rounds: 3 },
+}
+
+/** `--quick`: the same workloads, far fewer rows and rounds; a couple of minutes on 2 cores. */
+export const quickSizes: Sizes = {
+  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 3, warmupOps: 40, opsSingle: 80, opsConcurrent: 12, concurrency: 16, poolSize: 10 },
+  rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
+  migration: { tenantCounts: [10, 1000, 10_000], rounds: 2 },
+  verifier: { tables: 100, rounds: 1 },
+}

@@ -1,0 +1,31 @@
+/** Latency figures of one contender on one workload, pooled over every measured round. */
+export interface Summary {
+  median_ms: number
+  p99_ms: number
+  ops_per_s: number
+  samples: number
+}
+
+/** Nearest-rank percentile: a value that was actually observed, never an interpolation. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)))
+  return sorted[rank - 1] ?? Number.NaN
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
+}
+
+export function summarize(latenciesMs: readonly number[], wallMs: number, ops: number): Summary {
+  const sorted = [...latenciesMs].sort((a, b) => a - b)
+  return {
+    median_ms: median(sorted),
+    p99_ms: percentile(sorted, 99),
+    ops_per_s: wallMs > 0 ? (ops * 1000) / wallMs : Number.NaN,
+    samples: sorted.length,
+  }
+}

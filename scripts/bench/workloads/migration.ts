@@ -1,0 +1,91 @@
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { resolveProject } from '../../../src/config/project-config.js'
+import { migrateDeploy } from '../../../src/migrate/migrate.js'
+import { createBenchDatabase, type BenchDatabase, type BenchRoles } from '../database.js'
+import { registerTenants } from '../fixtures.js'
+import { measureRounds } from '../measure.js'
+import { toResult, type Result, type WorkloadOutcome } from '../results.js'
+import type { Summary } from '../stats.js'
+
+export interface MigrationSize {
+  tenantCounts: number[]
+  rounds: number
+}
+
+const newMigration = '99990101000000_bench_new_tenant_table'
+
+/**
+ * A typical schema change: a column on a tenant table and a new tenant table
+ * with its policies, in the shape `prisma-tenancy generate` writes them.
+ */
+const newMigrationSql = `-- Benchmark: a schema change applied once for all tenants.
+ALTER TABLE "tasks" ADD COLUMN "priority" INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE "Label" (
+    "id" TEXT NOT NULL,
+    "tenant_id" TEXT NOT NULL DEFAULT current_setting('app.current_tenant'::text, true),
+    "name" TEXT NOT NULL,
+    CONSTRAINT "Label_pkey" PRIMARY KEY ("id")
+);
+CREATE UNIQUE INDEX "Label_tenant_id_id_key" ON "Label"("tenant_id", "id");
+ALTER TABLE "Label" ADD CONSTRAINT "Label_tenant_id_fkey" FOREIGN KEY ("tenant_id") REFERENCES "Tenant"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
+ALTER TABLE "Label" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "Label" FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenancy_isolation ON "Label" AS RESTRICTIVE FOR ALL TO PUBLIC
+    USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
+    WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+CREATE POLICY tenancy_access ON "Label" AS PERMISSIVE FOR ALL TO PUBLIC
+    USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
+    WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+`
+
+/**
+ * Workload 3: \`migrate deploy\` of one new migration on a database with N
+ * tenants registered. With one shared schema the migration runs once, so the
+ * time should not depend on N. Each round deploys to a fresh clone of a
+ * database prepared with N tenants; only the deploy is timed.
+ */
+export async function runMigrationWorkload(
+  serverAdminUrl: string,
+  roles: BenchRoles,
+  size: MigrationSize,
+  log: (line: string) => void,
+  migrations?: string,
+): Promise<WorkloadOutcome> {
+  const source = migrations ?? (await resolveProject()).migrationsDir
+  const folder = await mkdtemp(join(tmpdir(), 'prisma-tenancy-bench-migrations-'))
+  try {
+    await cp(source, folder, { recursive: true })
+    await mkdir(join(folder, newMigration))
+    await writeFile(join(folder, newMigration, 'migration.sql'), newMigrationSql)
+    const results: Result[] = []
+    const counts = [...size.tenantCounts].sort((a, b) => a - b)
+    let fewest: Summary | undefined
+    for (const tenants of counts) {
+      const workload = `migrate deploy, ${tenants} tenants`
+      log(`  ${workload}`)
+      const template = await createBenchDatabase(serverAdminUrl, roles, { migrations: source })
+      try {
+        await registerTenants(template.adminUrl, tenants)
+        const summary = await measureRounds<BenchDatabase>(
+          size.rounds,
+          () => createBenchDatabase(serverAdminUrl, roles, { template: template.name }),
+          async (clone) => {
+            const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, migrations: folder })
+            if (applied.join() !== newMigration) throw new Error(`expected to apply only ${newMigration}, applied ${applied.join(', ') || 'nothing'}`)
+          },
+          (clone) => clone.drop(),
+        )
+        fewest ??= summary
+        results.push(toResult(workload, 1, 'prisma-tenancy', summary, { label: `prisma-tenancy at ${counts[0]} tenants`, summary: fewest }, true))
+      } finally {
+        await template.drop()
+      }
+    }
+    return { results, unavailable: [] }
+  } finally {
+    await rm(folder, { recursive: true, force: true })
+  }
+}

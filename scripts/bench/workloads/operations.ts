@@ -1,0 +1,99 @@
+import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
+import { createBenchDatabase, type BenchRoles } from '../database.js'
+import { seedOperationsData, type TenantFixture } from '../fixtures.js'
+import { measureInterleaved, type Operation } from '../measure.js'
+import { toResults, type WorkloadOutcome } from '../results.js'
+
+export interface OperationsSize {
+  tenants: number
+  projectsPerTenant: number
+  tasksPerProject: number
+  rounds: number
+  /** Measured operations per client and round, at 1 client and at `concurrency` clients. */
+  opsSingle: number
+  opsConcurrent: number
+  warmupOps: number
+  concurrency: number
+  poolSize: number
+}
+
+/** Operation indexes map to tenants and rows by fixed arithmetic, so every contender gets the same sequence. */
+function operations(contender: Contender, tenants: readonly TenantFixture[]): Map<string, Operation> {
+  const tenantOf = (i: number) => tenants[i % tenants.length]!
+  const task = (t: TenantFixture, i: number) => t.tasks[(Math.imul(i, 2654435761) >>> 0) % t.tasks.length]!
+  const project = (t: TenantFixture, i: number) => t.projects[(Math.imul(i, 40503) >>> 0) % t.projects.length]!
+  const threeQueries = (tx: TenantDb, t: TenantFixture, i: number) =>
+    tx.project
+      .findUnique({ where: { id: project(t, i) } })
+      .then(() => tx.task.findMany({ where: { tenantId: t.id, projectId: project(t, i) }, take: 10 }))
+      .then(() => tx.task.update({ where: { id: task(t, i) }, data: { title: `updated ${i}` } }))
+  return new Map<string, Operation>([
+    ['findUnique', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.findUnique({ where: { id: task(t, i) } })) }],
+    ['findMany-50', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.findMany({ where: { tenantId: t.id, projectId: project(t, i) }, take: 50 })) }],
+    ['create', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.create({ data: { tenantId: t.id, projectId: project(t, i), title: `created ${i}` } })) }],
+    ['update', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.update({ where: { id: task(t, i) }, data: { title: `updated ${i}` } })) }],
+    ['transaction-3-queries', (i) => { const t = tenantOf(i); return contender.transaction(t.id, (tx) => threeQueries(tx, t, i)) }],
+  ])
+}
+
+/**
+ * A contender is measured only once it has shown it returns the right rows
+ * and none of another tenant's: a contender that reads nothing is fast for
+ * the wrong reason.
+ */
+async function checkBehaviour(contender: Contender, tenants: readonly TenantFixture[]): Promise<string | null> {
+  const [a, b] = tenants
+  if (a === undefined || b === undefined) return 'needs two tenants'
+  const own = (await contender.scope(a.id, (db) => db.task.findUnique({ where: { id: a.tasks[0]! } }))) as { id?: string } | null
+  if (own?.id !== a.tasks[0]) return "findUnique did not return the tenant's own row"
+  const list = await contender.scope(a.id, (db) => db.task.findMany({ where: { tenantId: a.id, projectId: a.projects[0]! }, take: 50 }))
+  if (list.length !== 50) return `findMany returned ${list.length} rows instead of 50`
+  const foreign = await contender.scope(b.id, (db) => db.task.findUnique({ where: { id: a.tasks[0]! } }))
+  if (contender.isolates && foreign !== null) return "findUnique returned another tenant's row"
+  const inTransaction = (await contender.transaction(a.id, (tx) => tx.task.findUnique({ where: { id: a.tasks[0]! } }))) as { id?: string } | null
+  if (inTransaction?.id !== a.tasks[0]) return "an interactive transaction did not see the tenant's own row"
+  return null
+}
+
+/** Workload 1: cost per operation, each contender on the same rows, one request = one scope. */
+export async function runOperationsWorkload(
+  serverAdminUrl: string,
+  roles: BenchRoles,
+  factories: readonly ContenderFactory[],
+  size: OperationsSize,
+  log: (line: string) => void,
+  migrations?: string,
+): Promise<WorkloadOutcome> {
+  const database = await createBenchDatabase(serverAdminUrl, roles, { migrations })
+  let contenders: Contender[] = []
+  try {
+    const tenants = await seedOperationsData(database.adminUrl, { tenants: size.tenants, projects: size.projectsPerTenant, tasksPerProject: size.tasksPerProject })
+    const { started, unavailable } = await startContenders(
+      factories,
+      { appUrl: database.appUrl, unrestrictedUrl: database.unrestrictedUrl, poolSize: size.poolSize },
+      (contender) => checkBehaviour(contender, tenants),
+    )
+    contenders = started
+    for (const { contender: name, reason } of unavailable) log(`  ${name}: not measured, ${reason}`)
+    const rls = new Map(factories.map((f) => [f.name, f.rls]))
+    const byContender = new Map(contenders.map((c) => [c.name, operations(c, tenants)]))
+    const results = []
+    for (const clients of [1, size.concurrency]) {
+      for (const workload of byContender.values().next().value?.keys() ?? []) {
+        log(`  ${workload} at ${clients} client${clients === 1 ? '' : 's'}`)
+        const perContender = new Map([...byContender].map(([name, ops]) => [name, ops.get(workload)!]))
+        const summaries = await measureInterleaved(perContender, {
+          clients,
+          rounds: size.rounds,
+          warmupOps: size.warmupOps,
+          opsPerClient: clients === 1 ? size.opsSingle : size.opsConcurrent,
+        })
+        results.push(...toResults(workload, clients, summaries, { name: 'plain-prisma' }, (name) => rls.get(name) ?? false))
+      }
+    }
+    return { results, unavailable }
+  } finally {
+    await Promise.allSettled(contenders.map((c) => c.close()))
+    await database.drop()
+  }
+}
