@@ -90,7 +90,7 @@ async function main(argv: string[]): Promise<void> {
       },
       async verifier() {
         const { runVerifierWorkload } = await import('./workloads/verifier.js')
-        const outcome = await runVerifierWorkload()
+        const outcome = await runVerifierWorkload(server.adminUrl, roles, sizes.verifier, log, options.migrations)
         if ('skipped' in outcome) report.skipped.push({ workload: `verify, ${sizes.verifier.tables} tenant tables`, reason: outcome.skipped })
         else add(outcome)
       },

@@ -71,15 +71,18 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
   )
 }
 
-/** Times `work` once per round after `setup` (not timed) prepared it; for workloads that take seconds each. */
+/**
+ * Times `work` once per round after `setup` (not timed) prepared it, for
+ * workloads that take long each; a first, untimed round warms up.
+ */
 export async function measureRounds<T>(rounds: number, setup: () => Promise<T>, work: (prepared: T) => Promise<void>, teardown: (prepared: T) => Promise<void>): Promise<Summary> {
   const durations: number[] = []
-  for (let round = 0; round < rounds; round++) {
+  for (let round = 0; round <= rounds; round++) {
     const prepared = await setup()
     try {
       const t0 = performance.now()
       await work(prepared)
-      durations.push(performance.now() - t0)
+      if (round > 0) durations.push(performance.now() - t0)
     } finally {
       await teardown(prepared)
     }

@@ -14,7 +14,7 @@ export interface Sizes {
 export const fullSizes: Sizes = {
   operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 7, warmupOps: 200, opsSingle: 400, opsConcurrent: 50, concurrency: 16, poolSize: 10 },
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
-  migration: { tenantCounts: [10, 1000, 10_000], rounds: 5 },
+  migration: { tenantCounts: [10, 1000, 10_000], rounds: 5, schemaPerTenantMax: 10_000 },
   verifier: { tables: 500, rounds: 3 },
 }
 
@@ -22,6 +22,6 @@ export const fullSizes: Sizes = {
 export const quickSizes: Sizes = {
   operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 3, warmupOps: 40, opsSingle: 80, opsConcurrent: 12, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
-  migration: { tenantCounts: [10, 1000, 10_000], rounds: 2 },
+  migration: { tenantCounts: [10, 1000, 10_000], rounds: 2, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },
 }

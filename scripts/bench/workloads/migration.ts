@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveProject } from '../../../src/config/project-config.js'
 import { migrateDeploy } from '../../../src/migrate/migrate.js'
-import { createBenchDatabase, type BenchDatabase, type BenchRoles } from '../database.js'
+import { createDatabase, dropDatabase } from '../../../src/database/admin.js'
+import { uniqueDatabaseName } from '../../../src/testing/test-server.js'
+import { createBenchDatabase, runSql, type BenchDatabase, type BenchRoles } from '../database.js'
 import { registerTenants } from '../fixtures.js'
 import { measureRounds } from '../measure.js'
 import { toResult, type Result, type WorkloadOutcome } from '../results.js'
@@ -12,6 +14,8 @@ import type { Summary } from '../stats.js'
 export interface MigrationSize {
   tenantCounts: number[]
   rounds: number
+  /** The largest tenant count the schema-per-tenant reference is built for (it takes a schema per tenant to set up). */
+  schemaPerTenantMax: number
 }
 
 const newMigration = '99990101000000_bench_new_tenant_table'
@@ -84,8 +88,65 @@ export async function runMigrationWorkload(
         await template.drop()
       }
     }
-    return { results, unavailable: [] }
+    results.push(...(await schemaPerTenantReference(serverAdminUrl, counts.filter((n) => n <= size.schemaPerTenantMax), size.rounds, log)))
+    // Side by side per tenant count in the report.
+    const tenantsOf = (r: Result) => Number(/(\d+) tenants/.exec(r.workload)?.[1])
+    return { results: results.sort((a, b) => tenantsOf(a) - tenantsOf(b)), unavailable: [] }
   } finally {
     await rm(folder, { recursive: true, force: true })
   }
+}
+
+/** The same change for one tenant's schema: what schema-per-tenant has to run once per tenant. */
+const perSchemaSql = (schema: string) => `BEGIN;
+ALTER TABLE "${schema}"."tasks" ADD COLUMN "priority" INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE "${schema}"."Label" ("id" TEXT NOT NULL PRIMARY KEY, "name" TEXT NOT NULL);
+COMMIT;`
+
+const tenantSchema = (i: number) => `tenant_${i}`
+
+/**
+ * Reference, not a contender: schema-per-tenant, one schema with a tasks
+ * table per tenant, the migration's SQL run once per schema, each in its own
+ * transaction over one connection. That is its best case: tools that run
+ * \`prisma migrate deploy\` per schema also pay the engine's start-up per tenant.
+ */
+async function schemaPerTenantReference(serverAdminUrl: string, counts: number[], rounds: number, log: (line: string) => void): Promise<Result[]> {
+  const results: Result[] = []
+  let fewest: Summary | undefined
+  for (const tenants of counts) {
+    const workload = `migrate deploy, ${tenants} tenants`
+    log(`  ${workload}, schema-per-tenant reference`)
+    const template = uniqueDatabaseName('tenancy_bench_schemas')
+    const templateUrl = await createDatabase(serverAdminUrl, template)
+    try {
+      await runSql(templateUrl, async (client) => {
+        // In batches: one transaction creating thousands of tables runs out of lock slots.
+        for (let first = 0; first < tenants; first += 500) {
+          await client.query(`DO $$ BEGIN FOR i IN ${first}..${Math.min(tenants, first + 500) - 1} LOOP
+            EXECUTE format('CREATE SCHEMA %I', 'tenant_' || i);
+            EXECUTE format('CREATE TABLE %I.tasks ("id" TEXT NOT NULL PRIMARY KEY, "project_id" TEXT NOT NULL, "title" TEXT NOT NULL, "done" BOOLEAN NOT NULL DEFAULT false)', 'tenant_' || i);
+            EXECUTE format('INSERT INTO %I.tasks VALUES (gen_random_uuid()::text, gen_random_uuid()::text, ''Task'', false)', 'tenant_' || i);
+          END LOOP; END $$`)
+        }
+      })
+      const summary = await measureRounds(
+        rounds,
+        async () => {
+          const name = uniqueDatabaseName('tenancy_bench_schemas')
+          return { name, url: await createDatabase(serverAdminUrl, name, { template }) }
+        },
+        (clone) =>
+          runSql(clone.url, async (client) => {
+            for (let i = 0; i < tenants; i++) await client.query(perSchemaSql(tenantSchema(i)))
+          }),
+        (clone) => dropDatabase(serverAdminUrl, clone.name),
+      )
+      fewest ??= summary
+      results.push(toResult(workload, 1, 'schema-per-tenant', summary, { label: `schema-per-tenant at ${counts[0]} tenants`, summary: fewest }, false))
+    } finally {
+      await dropDatabase(serverAdminUrl, template)
+    }
+  }
+  return results
 }
