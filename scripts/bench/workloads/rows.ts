@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg'
-import { grantAppRole } from '../../../src/database/admin.js'
+import { grantAppRole, withClient } from '../../../src/database/admin.js'
 import { PrismaClient } from '../../../prisma/generated/client.js'
 import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
 import { createBenchDatabase, runSql, type BenchRoles } from '../database.js'
@@ -31,6 +31,20 @@ async function ownTableContender(url: string): Promise<Contender> {
     transaction: (_tenantId, work) => prisma.$transaction((tx) => work(tx)),
     close: () => prisma.$disconnect(),
   }
+}
+
+/** How PostgreSQL runs one tenant's list on the shared table with the policies on: the index and policy are what keep it close to an own table. */
+async function sharedTablePlan(appUrl: string, tenantId: string): Promise<string> {
+  return withClient(appUrl, async (client) => {
+    await client.query('BEGIN')
+    try {
+      await client.query(`SELECT set_config('app.current_tenant', $1, true)`, [tenantId])
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>('EXPLAIN (COSTS OFF) SELECT * FROM tasks WHERE done = false ORDER BY id LIMIT 50')
+      return rows.map((row) => row['QUERY PLAN'].trim()).join(' | ')
+    } finally {
+      await client.query('ROLLBACK')
+    }
+  })
 }
 
 const queries: [string, (db: TenantDb) => Promise<unknown>][] = [
@@ -65,6 +79,7 @@ export async function runRowsWorkload(
       await client.query(`VACUUM ANALYZE ${ownSchema}.tasks`)
     })
     await grantAppRole(database.adminUrl, roles.unrestricted.name, ownSchema)
+    log(`  plan on the shared table, as the application role: ${await sharedTablePlan(database.appUrl, tenantId)}`)
     const check = async (contender: Contender) => {
       const count = await contender.scope(tenantId, (db) => db.task.count())
       return count === size.rowsPerTenant ? null : `counted ${count} rows for the tenant instead of ${size.rowsPerTenant}`
