@@ -24,8 +24,17 @@ export function formatReport(report: Report): string {
     `prisma-tenancy benchmark (${m.mode}) on ${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GB, ${m.os}, Node ${m.node}, Prisma ${m.prisma}, PostgreSQL ${m.postgres} (${m.server}), load ${m.load_average}`,
     '',
   ]
-  const header = ['workload', 'clients', 'contender', 'median ms', 'p99 ms', 'ops/s', 'ratio']
-  const rows = report.results.map((r) => [r.workload, String(r.clients), label(r), number(r.median_ms, 3), number(r.p99_ms, 3), number(r.ops_per_s, 0), `${number(r.ratio, 2)}×`])
+  const header = ['workload', 'clients', 'contender', 'median ms', 'p99 ms', 'ops/s', 'ratio', 'ops/s ratio']
+  const rows = report.results.map((r) => [
+    r.workload,
+    String(r.clients),
+    label(r),
+    number(r.median_ms, 3),
+    number(r.p99_ms, 3),
+    number(r.ops_per_s, 0),
+    `${number(r.ratio, 2)}×`,
+    `${number(r.throughput_ratio, 2)}×`,
+  ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const format = (row: string[]) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()
   lines.push(format(header), widths.map((w) => '-'.repeat(w)).join('  '))
@@ -38,6 +47,6 @@ export function formatReport(report: Report): string {
   })
   for (const { contender, reason } of report.unavailable) lines.push(`not measured: ${contender}: ${reason}`)
   for (const { workload, reason } of report.skipped) lines.push(`${workload}: not available: ${reason}`)
-  lines.push('', 'ratio = contender median / baseline median, same workload and client count, same run, same rows.')
+  lines.push('', 'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.')
   return lines.join('\n')
 }

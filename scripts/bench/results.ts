@@ -10,7 +10,9 @@ export interface Result {
   ops_per_s: number
   /** This contender's median over the baseline's median for the same workload and client count. */
   ratio: number
-  /** What `ratio` divides by. */
+  /** This contender's throughput over the baseline's: below 1 is slower. */
+  throughput_ratio: number
+  /** What both ratios divide by. */
   baseline: string
   /** False where isolation is not enforced by PostgreSQL row-level security. */
   rls: boolean
@@ -44,6 +46,7 @@ export function toResult(
     p99_ms: round(summary.p99_ms, 3),
     ops_per_s: round(summary.ops_per_s, 1),
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
+    throughput_ratio: baseline.summary === undefined ? Number.NaN : round(summary.ops_per_s / baseline.summary.ops_per_s, 3),
     baseline: baseline.label,
     rls,
   }
