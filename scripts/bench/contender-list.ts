@@ -1,4 +1,5 @@
 import { peerContenders, type ContenderFactory } from './contenders.js'
+import { prismaTenancyFactory } from './prisma-tenancy.js'
 import type { Unavailable } from './results.js'
 
 /**
@@ -21,6 +22,10 @@ export const excludedPackages: readonly Unavailable[] = [
   },
 ]
 
+/** The baseline first, then prisma-tenancy, then the peers. */
 export async function contenderFactories(): Promise<{ available: ContenderFactory[]; unavailable: Unavailable[] }> {
-  return { available: [...peerContenders], unavailable: [...excludedPackages] }
+  const [baseline, ...peers] = peerContenders
+  const tenancy = await prismaTenancyFactory()
+  if (typeof tenancy === 'string') return { available: [...peerContenders], unavailable: [{ contender: 'prisma-tenancy', reason: tenancy }, ...excludedPackages] }
+  return { available: [baseline!, tenancy, ...peers], unavailable: [...excludedPackages] }
 }
