@@ -1,0 +1,90 @@
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { currentTenantId } from '../context/tenant-context.js'
+import { TenancyError } from '../errors.js'
+import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
+
+export const defaultTenantSetting = 'app.current_tenant'
+
+/**
+ * A pg Pool of TenantPgClient connections. pg-pool runs a queued query in the
+ * async context of whoever released the connection it gets, so the tenant is
+ * read here, when the query is asked for, and travels on the query config.
+ */
+export class TenancyPool extends pg.Pool {
+  readonly tenancy: TenancySettings
+
+  constructor(config: pg.PoolConfig, settings: TenancySettings) {
+    const clientConfig: TenantPgClientConfig = { ...config, tenancy: settings }
+    // pg-pool constructs `new Client(poolOptions)`; the settings ride along in them.
+    super({ ...clientConfig, Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']> })
+    this.tenancy = settings
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(config: any, values?: any, callback?: any): any {
+    const tenantId = currentTenantId()
+    if (tenantId !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
+      const withTenant = typeof config === 'string' ? { text: config, [queryTenant]: tenantId } : { ...config, [queryTenant]: tenantId }
+      return super.query(withTenant as never, values, callback)
+    }
+    return super.query(config, values, callback)
+  }
+}
+
+export interface TenancyAdapterOptions {
+  /** The schema Prisma uses (PrismaPg's `schema` option). */
+  schema?: string
+}
+
+/**
+ * The driver adapter a tenancy client needs: Prisma's own PrismaPg over a pool
+ * whose connections set the tenant in the same round trip as each query.
+ * Connect it as the application role (no BYPASSRLS, not the table owner).
+ */
+export class TenancyPg extends PrismaPg {
+  readonly pool: TenancyPool
+
+  constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
+    const config = typeof connection === 'string' ? { connectionString: connection } : connection
+    const pool = new TenancyPool(config, { setting: defaultTenantSetting })
+    super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
+    this.pool = pool
+  }
+
+  /** Called by the tenancy() extension: the setting its policies read. */
+  useSetting(setting: string): void {
+    const current = this.pool.tenancy.setting
+    if (current !== setting && current !== defaultTenantSetting) {
+      throw new TenancyError(
+        'CONFIG_INVALID',
+        `This adapter already sets "${current}"; a second tenancy() extension asked for "${setting}". Use one setting name per adapter, or one adapter per client.`,
+      )
+    }
+    this.pool.tenancy.setting = setting
+  }
+}
+
+/** `new PrismaClient({ adapter: tenancyAdapter(process.env.DATABASE_URL) })` */
+export function tenancyAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): TenancyPg {
+  return new TenancyPg(connection, options)
+}
+
+const unscopedAdapters = new WeakSet<object>()
+
+/**
+ * The adapter for explicitly unscoped work: migrations, admin screens,
+ * cross-tenant jobs. It is plain PrismaPg, so it sets no tenant; give it its
+ * own connection string, for a role that may see every tenant (one with
+ * BYPASSRLS, or the tables' owner), never the application's role. A client on
+ * it cannot take the tenancy() extension, so it cannot be mistaken for one.
+ */
+export function unscopedAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): PrismaPg {
+  const adapter = new PrismaPg(connection, options.schema === undefined ? undefined : { schema: options.schema })
+  unscopedAdapters.add(adapter)
+  return adapter
+}
+
+export function isUnscopedAdapter(adapter: unknown): boolean {
+  return typeof adapter === 'object' && adapter !== null && unscopedAdapters.has(adapter)
+}

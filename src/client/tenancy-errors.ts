@@ -1,0 +1,29 @@
+import { TenancyError } from '../errors.js'
+
+/**
+ * Errors of tenant operations as the caller should see them: our own
+ * TenancyErrors unwrapped from Prisma's wrappers, and the database's
+ * row-level security refusal of a write (SQLSTATE 42501 on WITH CHECK) as
+ * TENANT_MISMATCH with the original error attached.
+ */
+export function asTenancyError(error: unknown): unknown {
+  for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
+    if (cause instanceof TenancyError) return cause
+  }
+  if (isRowSecurityViolation(error)) {
+    return new TenancyError(
+      'TENANT_MISMATCH',
+      "The database refused to write a row for another tenant (row-level security, SQLSTATE 42501). Leave tenantId out of the data: the column defaults to the current tenant; to write another tenant's rows use forTenant(thatTenant).",
+      { cause: error },
+    )
+  }
+  return error
+}
+
+// Prisma reports the driver's error under meta.driverAdapterError.cause.
+// SQLSTATE 42501 alone also means "permission denied", hence the message test.
+function isRowSecurityViolation(error: unknown): boolean {
+  const cause = (error as { meta?: { driverAdapterError?: { cause?: { originalCode?: unknown; originalMessage?: unknown } } } } | null)?.meta
+    ?.driverAdapterError?.cause
+  return cause?.originalCode === '42501' && typeof cause.originalMessage === 'string' && cause.originalMessage.includes('row-level security policy')
+}

@@ -1,0 +1,96 @@
+import { Prisma } from '@prisma/client/extension'
+import { z } from 'zod'
+import { currentTenantId, runWithTenant } from '../context/tenant-context.js'
+import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
+import { TenancyError } from '../errors.js'
+import { scopeRequestBatching } from './request-batching.js'
+import { asTenancyError } from './tenancy-errors.js'
+import { defaultTenantSetting, isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
+
+export interface TenancyOptions {
+  /** The custom setting the policies read. Default `app.current_tenant`. */
+  setting?: string
+  /** What a valid tenant id is. Default: 1-63 of [A-Za-z0-9_-]. E.g. `z.uuid()`. */
+  tenantId?: TenantIdSchema
+}
+
+const settingSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a custom setting name is two identifiers joined by a dot, such as app.current_tenant')
+
+/**
+ * The tenancy client extension.
+ *
+ *   const prisma = new PrismaClient({ adapter: tenancyAdapter(url) }).$extends(tenancy())
+ *   const acme = prisma.forTenant('acme')
+ *   await runWithTenant('acme', () => prisma.project.findMany())
+ *
+ * Every operation runs as one tenant: the one bound by `forTenant` (innermost
+ * binding wins, so it beats an enclosing `runWithTenant`), else the one of the
+ * enclosing `runWithTenant`, else none, which throws TENANT_MISSING before
+ * any SQL. The tenant is set by the adapter in the same round trip as the
+ * query, in the query's own transaction.
+ */
+export function tenancy(options: TenancyOptions = {}) {
+  const parsedSetting = settingSchema.safeParse(options.setting ?? defaultTenantSetting)
+  if (!parsedSetting.success) {
+    throw new TenancyError('CONFIG_INVALID', `Invalid tenancy({ setting }): ${parsedSetting.error.issues.map((issue) => issue.message).join('; ')}.`)
+  }
+  const setting = parsedSetting.data
+  const validate = tenantIdValidator(options.tenantId)
+  const resolveTenant = (): string => {
+    const tenantId = currentTenantId()
+    if (tenantId === undefined) {
+      throw new TenancyError(
+        'TENANT_MISSING',
+        'No tenant for this operation, so it was not sent. Use prisma.forTenant(id), or run it inside runWithTenant(id, fn); for cross-tenant or admin work use a separate client on unscopedAdapter(adminUrl).',
+      )
+    }
+    return validate(tenantId)
+  }
+
+  return Prisma.defineExtension((client) => {
+    const adapter = (client as unknown as { _engineConfig?: { adapter?: unknown } })._engineConfig?.adapter
+    if (!(adapter instanceof TenancyPg)) {
+      throw new TenancyError(
+        'ADAPTER_REQUIRED',
+        isUnscopedAdapter(adapter)
+          ? 'tenancy() was applied to a client on unscopedAdapter(). Unscoped clients stay unscoped: create the tenant client with `new PrismaClient({ adapter: tenancyAdapter(appUrl) })`.'
+          : "tenancy() needs the tenancy driver adapter, which sets the tenant in each query's transaction. Create the client with `new PrismaClient({ adapter: tenancyAdapter(process.env.DATABASE_URL) })` (import { tenancyAdapter } from 'prisma-tenancy').",
+        { details: { adapter: adapter?.constructor?.name ?? null } },
+      )
+    }
+    adapter.useSetting(setting)
+    scopeRequestBatching(client, resolveTenant)
+
+    return client.$extends({
+      name: 'prisma-tenancy',
+      client: {
+        /** A client whose every operation runs as `tenantId`, with the same models and methods. */
+        forTenant<T>(this: T, tenantId: string): T {
+          const id = validate(tenantId)
+          const bound = (Prisma.getExtensionContext(this) as unknown as { $extends: (extension: object) => unknown }).$extends({
+            name: 'prisma-tenancy:forTenant',
+            query: {
+              $allOperations({ args, query }: { args: unknown; query: (args: unknown) => Promise<unknown> }) {
+                // Awaited inside the scope: Prisma starts a request when its
+                // promise is awaited, and the request must start as this tenant.
+                return runWithTenant(id, async () => await query(args))
+              },
+            },
+          })
+          return bound as T
+        },
+      },
+      query: {
+        async $allOperations({ args, query }) {
+          try {
+            return await query(args)
+          } catch (error) {
+            throw asTenancyError(error)
+          }
+        },
+      },
+    })
+  })
+}

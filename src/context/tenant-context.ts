@@ -1,0 +1,38 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
+
+/**
+ * The tenant of the code running now. The client extension reads it before a
+ * request is queued and the tenancy driver reads it when a query is sent; both
+ * happen inside this context, so one store carries the tenant end to end.
+ */
+export interface TenantScope {
+  readonly tenantId: string
+}
+
+const storage = new AsyncLocalStorage<TenantScope>()
+
+/**
+ * Runs `fn` with `tenantId` as the current tenant, for code that has no client
+ * of its own to bind (request middleware, job runners). Every tenancy client
+ * operation started inside `fn` (and in callbacks and promises it creates)
+ * runs as this tenant, unless it is made on a client from `forTenant`, whose
+ * explicit binding wins. The id is validated when an operation uses it.
+ */
+export function runWithTenant<T>(tenantId: string, fn: () => T): T {
+  return storage.run({ tenantId }, () => {
+    const result = fn()
+    // Prisma's promises are lazy: the query starts when one is awaited. Start
+    // it here, inside the scope, or `runWithTenant(id, () => prisma.x.findMany())`
+    // would run when the caller awaits it, outside the tenant.
+    return isThenable(result) ? (new Promise((resolve, reject) => result.then(resolve, reject)) as T) : result
+  })
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** The tenant id of the current async context, if any. */
+export function currentTenantId(): string | undefined {
+  return storage.getStore()?.tenantId
+}
