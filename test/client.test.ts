@@ -1,0 +1,341 @@
+import { PrismaPg } from '@prisma/adapter-pg'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { PrismaClient } from '../prisma/generated/client.js'
+import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyError } from '../src/index.js'
+import { useTestDatabase } from '../src/testing/index.js'
+import { recordWire } from './support/wire-log.js'
+
+const db = await useTestDatabase()
+
+const adapter = tenancyAdapter(db.appUrl)
+const wire = recordWire(adapter.pool)
+const prisma = new PrismaClient({ adapter }).$extends(tenancy())
+const admin = new PrismaClient({ adapter: unscopedAdapter(db.adminUrl) })
+const acme = prisma.forTenant('acme')
+const globex = prisma.forTenant('globex')
+
+let acmeProjects: string[] = []
+let globexProject = ''
+
+beforeAll(async () => {
+  // DEV-ONLY until the _rls migration lands
+  const has = await admin.$queryRawUnsafe<Array<{ n: bigint }>>("SELECT count(*) AS n FROM pg_policies")
+  if (has[0]?.n === 0n) {
+    for (const table of ['"Project"', 'tasks', '"Comment"', 'project_members']) {
+      await admin.$executeRawUnsafe(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`)
+      await admin.$executeRawUnsafe(`ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`)
+      await admin.$executeRawUnsafe(`CREATE POLICY p ON ${table} USING (tenant_id = (SELECT current_setting('app.current_tenant', true))) WITH CHECK (tenant_id = (SELECT current_setting('app.current_tenant', true)))`)
+    }
+  }
+  await admin.tenant.createMany({ data: [{ id: 'acme', name: 'Acme' }, { id: 'globex', name: 'Globex' }, ...tenantIds(10).map((id) => ({ id, name: id }))] })
+  for (const name of ['Rocket', 'Magnet', 'Anvil']) {
+    const project = await acme.project.create({ data: { name, tasks: { create: [{ title: `Build ${name}` }] } } })
+    acmeProjects.push(project.id)
+  }
+  globexProject = (await globex.project.create({ data: { name: 'Doomsday', tasks: { create: [{ title: 'Plan' }] } } })).id
+})
+
+afterAll(async () => {
+  await Promise.all([prisma.$disconnect(), admin.$disconnect()])
+})
+
+function tenantIds(count: number): string[] {
+  return Array.from({ length: count }, (_, index) => `tenant-${index}`)
+}
+
+async function refusal(attempt: () => unknown): Promise<TenancyError> {
+  try {
+    await attempt()
+  } catch (error) {
+    if (isTenancyError(error)) return error
+    throw error
+  }
+  throw new Error('expected a TenancyError, but the operation succeeded')
+}
+
+interface RawClient {
+  $queryRawUnsafe<T>(query: string, ...values: unknown[]): PromiseLike<T>
+}
+
+/** The tenant setting as the database sees it inside the client's operation. */
+async function currentTenant(client: RawClient): Promise<string | null | undefined> {
+  const rows = await client.$queryRawUnsafe<Array<{ tenant: string | null }>>("SELECT current_setting('app.current_tenant', true) AS tenant")
+  return rows[0]?.tenant
+}
+
+describe('a client bound with forTenant', () => {
+  it("reads only its tenant's rows", async () => {
+    const projects = await acme.project.findMany({ include: { tasks: true } })
+    expect(projects.map((project) => project.tenantId)).toEqual(['acme', 'acme', 'acme'])
+    expect(projects.flatMap((project) => project.tasks.map((task) => task.tenantId))).toEqual(['acme', 'acme', 'acme'])
+    expect(await globex.project.count()).toBe(1)
+  })
+
+  it("finds nothing when asking for another tenant's row by id", async () => {
+    expect(await acme.project.findUnique({ where: { id: globexProject } })).toBeNull()
+    expect(await acme.project.findFirst({ where: { name: 'Doomsday' } })).toBeNull()
+  })
+
+  it("cannot update or delete another tenant's rows", async () => {
+    expect((await acme.project.updateMany({ where: { id: globexProject }, data: { name: 'pwned' } })).count).toBe(0)
+    expect((await acme.task.deleteMany({ where: { projectId: globexProject } })).count).toBe(0)
+    expect(await acme.$executeRaw`UPDATE "Project" SET name = 'pwned' WHERE id = ${globexProject}`).toBe(0)
+    const untouched = await admin.project.findUniqueOrThrow({ where: { id: globexProject }, include: { tasks: true } })
+    expect(untouched.name).toBe('Doomsday')
+    expect(untouched.tasks).toHaveLength(1)
+  })
+
+  it('creates rows for its tenant without a tenantId, through the column default', async () => {
+    const project = await globex.project.create({ data: { name: 'Freeze ray' } })
+    expect(project.tenantId).toBe('globex')
+    await globex.project.delete({ where: { id: project.id } })
+  })
+
+  it("is refused by the database when creating a row with another tenant's id: TENANT_MISMATCH with the cause attached", async () => {
+    const error = await refusal(() => acme.project.create({ data: { name: 'Sneaky', tenantId: 'globex' } }))
+    expect(error.code).toBe('TENANT_MISMATCH')
+    expect(String((error.cause as Error).message)).toContain('row-level security')
+    expect(await admin.project.count({ where: { name: 'Sneaky' } })).toBe(0)
+  })
+
+  it('runs raw queries, safe and unsafe, as its tenant', async () => {
+    expect(await currentTenant(acme)).toBe('acme')
+    expect(await acme.$queryRawUnsafe<Array<{ n: bigint }>>('SELECT count(*) AS n FROM "Project"')).toEqual([{ n: 3n }])
+    expect(await globex.$executeRawUnsafe('UPDATE "Project" SET name = name WHERE name <> $1', 'none')).toBe(1)
+  })
+
+  it('runs a batch $transaction as one transaction that sets the tenant once', async () => {
+    wire.clear()
+    const [count, first, second] = await prisma.$transaction([
+      acme.project.count(),
+      acme.$queryRaw<Array<{ tx: bigint; tenant: string }>>`SELECT txid_current() AS tx, current_setting('app.current_tenant') AS tenant`,
+      acme.$queryRaw<Array<{ tx: bigint; tenant: string }>>`SELECT txid_current() AS tx, current_setting('app.current_tenant') AS tenant`,
+    ])
+    expect(count).toBe(3)
+    expect(first[0]?.tenant).toBe('acme')
+    expect(second[0]).toEqual(first[0])
+    expect(wire.statements.filter((text) => text.startsWith('SELECT set_config('))).toHaveLength(1)
+  })
+
+  it('refuses a batch $transaction that mixes tenants before sending any SQL', async () => {
+    wire.clear()
+    const error = await refusal(() => prisma.$transaction([acme.project.count(), globex.project.count()]))
+    expect(error.code).toBe('TENANT_MISMATCH')
+    expect(wire.statements).toEqual([])
+  })
+
+  it('runs every query of an interactive transaction as its tenant, in that one transaction', async () => {
+    const seen = await acme.$transaction(async (tx) => {
+      const projects = await tx.project.findMany()
+      const [first] = await tx.$queryRaw<Array<{ tx: bigint; tenant: string }>>`SELECT txid_current() AS tx, current_setting('app.current_tenant') AS tenant`
+      const [again] = await tx.$queryRaw<Array<{ tx: bigint; tenant: string }>>`SELECT txid_current() AS tx, current_setting('app.current_tenant') AS tenant`
+      return { projects: projects.length, first, again }
+    })
+    expect(seen.projects).toBe(3)
+    expect(seen.first?.tenant).toBe('acme')
+    expect(seen.again).toEqual(seen.first)
+  })
+
+  it('rolls back everything a failing interactive transaction wrote', async () => {
+    const failure = new Error('abort the transaction')
+    await expect(
+      acme.$transaction(async (tx) => {
+        await tx.project.create({ data: { name: 'Rolled back', tasks: { create: [{ title: 'Gone' }] } } })
+        await tx.$executeRaw`UPDATE "Project" SET name = 'Renamed' WHERE name = 'Rocket'`
+        throw failure
+      }),
+    ).rejects.toBe(failure)
+    expect(await admin.project.count({ where: { name: { in: ['Rolled back', 'Renamed'] } } })).toBe(0)
+    expect(await admin.task.count({ where: { title: 'Gone' } })).toBe(0)
+  })
+
+  it('is not overridden by an enclosing runWithTenant: the explicit binding wins', async () => {
+    await runWithTenant('globex', async () => {
+      expect(await currentTenant(acme)).toBe('acme')
+      expect(await acme.project.count()).toBe(3)
+      expect(await acme.$transaction(async (tx) => currentTenant(tx))).toBe('acme')
+    })
+  })
+})
+
+describe('runWithTenant', () => {
+  it('scopes operations of the unbound client, including ones returned unawaited', async () => {
+    expect(await runWithTenant('globex', () => prisma.project.count())).toBe(1)
+    expect(await runWithTenant('acme', async () => [await currentTenant(prisma), await prisma.project.count()])).toEqual(['acme', 3])
+  })
+
+  it('scopes interactive transactions of the unbound client', async () => {
+    const names = await runWithTenant('globex', () => prisma.$transaction(async (tx) => (await tx.project.findMany()).map((project) => project.name)))
+    expect(names).toEqual(['Doomsday'])
+  })
+})
+
+describe('failing closed', () => {
+  it('throws TENANT_MISSING for an operation with no tenant, before any SQL is sent', async () => {
+    wire.clear()
+    const attempts: Array<() => unknown> = [
+      () => prisma.project.findMany(),
+      () => prisma.project.findUnique({ where: { id: globexProject } }),
+      () => prisma.project.create({ data: { name: 'Orphan' } }),
+      () => prisma.$queryRaw`SELECT 1`,
+      () => prisma.$executeRawUnsafe('DELETE FROM "Project"'),
+      () => prisma.$transaction([prisma.project.count()]),
+      () => prisma.$transaction(async (tx) => tx.project.count()),
+    ]
+    for (const attempt of attempts) expect((await refusal(attempt)).code).toBe('TENANT_MISSING')
+    expect(wire.statements).toEqual([])
+  })
+
+  it('refuses invalid tenant ids with TENANT_INVALID before any SQL is sent', async () => {
+    wire.clear()
+    const invalid = ["acme'", "acme'; DROP TABLE tasks; --", 'a;b', 'a\0b', ' acme', 'ac me', 'acme\n', '\t', '', 'a'.repeat(64), 'acmé']
+    for (const id of invalid) {
+      expect((await refusal(() => prisma.forTenant(id))).code).toBe('TENANT_INVALID')
+      expect((await refusal(() => runWithTenant(id, () => prisma.project.findMany()))).code).toBe('TENANT_INVALID')
+    }
+    expect(wire.statements).toEqual([])
+    expect(await currentTenant(prisma.forTenant('a'.repeat(63)))).toBe('a'.repeat(63))
+  })
+
+  it('validates tenant ids with a schema of the application: z.uuid()', async () => {
+    const uuidAdapter = tenancyAdapter(db.appUrl)
+    const uuidClient = new PrismaClient({ adapter: uuidAdapter }).$extends(tenancy({ tenantId: z.uuid() }))
+    try {
+      expect((await refusal(() => uuidClient.forTenant('acme'))).code).toBe('TENANT_INVALID')
+      const id = '0b6f8f0e-3f4c-4d6a-9a57-8f1f0d6f2c11'
+      expect(await uuidClient.forTenant(id).project.count()).toBe(0)
+      expect(await currentTenant(uuidClient.forTenant(id))).toBe(id)
+    } finally {
+      await uuidClient.$disconnect()
+    }
+  })
+
+  it('has the driver refuse tenant-less queries on a tenancy pool, sending nothing', async () => {
+    wire.clear()
+    const error = await refusal(() => adapter.pool.query('SELECT 1'))
+    expect(error.code).toBe('TENANT_MISSING')
+    const client = await adapter.pool.connect()
+    try {
+      expect((await refusal(() => client.query('SELECT count(*) FROM "Project"'))).code).toBe('TENANT_MISSING')
+    } finally {
+      client.release()
+    }
+    expect(wire.statements).toEqual([])
+  })
+
+  it('cannot be applied to a client on a stock PrismaPg adapter: ADAPTER_REQUIRED', async () => {
+    const stock = new PrismaClient({ adapter: new PrismaPg(db.appUrl) })
+    try {
+      expect((await refusal(() => stock.$extends(tenancy()))).code).toBe('ADAPTER_REQUIRED')
+      expect((await refusal(() => admin.$extends(tenancy()))).code).toBe('ADAPTER_REQUIRED')
+      // Without the extension, the application role sees no tenant's rows at all.
+      expect(await stock.project.count()).toBe(0)
+    } finally {
+      await stock.$disconnect()
+    }
+  })
+
+  it('leaves cross-tenant work to the separate unscoped client on its own role', async () => {
+    expect(await admin.project.count()).toBe(4)
+    expect(new Set((await admin.project.findMany()).map((project) => project.tenantId))).toEqual(new Set(['acme', 'globex']))
+  })
+})
+
+describe("Prisma's findUnique batching", () => {
+  it("still merges one tenant's concurrent findUnique calls into one SQL query returning every row", async () => {
+    wire.clear()
+    const projects = await Promise.all(acmeProjects.map((id) => acme.project.findUnique({ where: { id } })))
+    expect(projects.map((project) => project?.id)).toEqual(acmeProjects)
+    expect(wire.dataStatements()).toHaveLength(1)
+    expect(wire.roundTrips).toBe(1)
+  })
+
+  it("never merges two tenants' findUnique calls made in the same tick", async () => {
+    const [ownAcme, ownGlobex] = await Promise.all([acme.project.findUnique({ where: { id: acmeProjects[0] } }), globex.project.findUnique({ where: { id: globexProject } })])
+    expect([ownAcme?.tenantId, ownGlobex?.tenantId]).toEqual(['acme', 'globex'])
+    const [crossAcme, crossGlobex] = await Promise.all([acme.project.findUnique({ where: { id: globexProject } }), globex.project.findUnique({ where: { id: acmeProjects[0] } })])
+    expect([crossAcme, crossGlobex]).toEqual([null, null])
+    const viaContext = await Promise.all([
+      runWithTenant('acme', () => prisma.project.findUnique({ where: { id: acmeProjects[1] } })),
+      runWithTenant('globex', () => prisma.project.findUnique({ where: { id: globexProject } })),
+    ])
+    expect(viaContext.map((project) => project?.tenantId)).toEqual(['acme', 'globex'])
+  })
+})
+
+describe('the wire', () => {
+  it('sends set_config and the query of an operation outside a transaction in one round trip', async () => {
+    wire.clear()
+    await acme.project.findMany()
+    expect(wire.statements).toHaveLength(2)
+    expect(wire.statements[0]).toBe('SELECT set_config($1, $2, true)')
+    expect(wire.roundTrips).toBe(1)
+  })
+
+  it('sends BEGIN with the first query of a transaction: two queries and COMMIT take three round trips', async () => {
+    wire.clear()
+    await acme.$transaction(async (tx) => {
+      await tx.project.count()
+      await tx.task.count()
+    })
+    expect(wire.statements.slice(0, 2)).toEqual(['BEGIN', 'SELECT set_config($1, $2, true)'])
+    expect(wire.statements.at(-1)).toBe('COMMIT')
+    expect(wire.roundTrips).toBe(3)
+  })
+
+  it('sends nothing for a transaction that ends before its first query', async () => {
+    wire.clear()
+    expect(await acme.$transaction(async () => 'nothing to do')).toBe('nothing to do')
+    expect(wire.statements).toEqual([])
+  })
+})
+
+describe('pooled connections', () => {
+  it('carry no tenant setting after interleaved work of many tenants over a pool of two', async () => {
+    const small = tenancyAdapter({ connectionString: db.appUrl, max: 2 })
+    const client = new PrismaClient({ adapter: small }).$extends(tenancy())
+    try {
+      const tenants = tenantIds(10)
+      const seen = await Promise.all(
+        Array.from({ length: 60 }, async (_, index) => {
+          const tenant = tenants[index % tenants.length] ?? 'acme'
+          const scoped = client.forTenant(tenant)
+          switch (index % 4) {
+            case 0:
+              return [tenant, await currentTenant(scoped)]
+            case 1:
+              return [tenant, await scoped.$transaction(async (tx) => currentTenant(tx))]
+            case 2:
+              return [tenant, await runWithTenant(tenant, () => currentTenant(client))]
+            default: {
+              const failed = await scoped.$transaction(async (tx) => {
+                await tx.project.create({ data: { name: 'temporary' } })
+                throw new Error(tenant)
+              }).catch((error: Error) => error.message)
+              return [tenant, failed]
+            }
+          }
+        }),
+      )
+      for (const [expected, actual] of seen) expect(actual).toBe(expected)
+
+      const connections = await Promise.all([small.pool.connect(), small.pool.connect()])
+      try {
+        expect(small.pool.totalCount).toBe(2)
+        // Read the setting below the tenancy driver, which would refuse a tenant-less query.
+        const plainQuery = pg.Client.prototype.query as (this: pg.ClientBase, text: string) => Promise<pg.QueryResult<{ tenant: string | null }>>
+        const settings = await Promise.all(
+          connections.map(async (connection) => (await plainQuery.call(connection, "SELECT current_setting('app.current_tenant', true) AS tenant")).rows[0]?.tenant),
+        )
+        expect(settings.filter((setting) => setting !== null && setting !== '')).toEqual([])
+      } finally {
+        for (const connection of connections) connection.release()
+      }
+      expect(await admin.project.count({ where: { name: 'temporary' } })).toBe(0)
+    } finally {
+      await client.$disconnect()
+    }
+  })
+})
