@@ -89,3 +89,13 @@ export async function createTestDatabase(server: TestServerInfo): Promise<TestDa
     drop: () => dropDatabase(server.adminUrl, name),
   }
 }
+
+/** Runs `work` on a fresh test database and drops it afterwards, whether `work` succeeds or throws. */
+export async function withTestDatabase<T>(server: TestServerInfo, work: (database: TestDatabase) => Promise<T>): Promise<T> {
+  const database = await createTestDatabase(server)
+  try {
+    return await work(database)
+  } finally {
+    await database.drop()
+  }
+}

@@ -1,5 +1,6 @@
 import { afterAll, inject } from 'vitest'
 import { TenancyError } from '../errors.js'
+import { createTenancyFixture, type AdminClient, type TenancyFixture, type TenancyFixtureOptions, type TenantClient } from './tenancy-fixture.js'
 import { createTestDatabase, startTestServer, type TestDatabase, type TestServerInfo, type TestServerOptions } from './test-server.js'
 
 declare module 'vitest' {
@@ -45,4 +46,25 @@ export async function useTestDatabase(): Promise<TestDatabase> {
   const database = await createTestDatabase(server)
   afterAll(() => database.drop())
   return database
+}
+
+/**
+ * A test database of this file's own with the app's tenant client (as the
+ * application role), an unscoped admin client and tenant creation; all
+ * closed and dropped after the file's tests.
+ *
+ *   const t = await useTenancy({
+ *     client: (adapter) => new PrismaClient({ adapter }).$extends(tenancy()),
+ *     admin: (adapter) => new PrismaClient({ adapter }),
+ *     createTenant: (admin, id) => admin.tenant.create({ data: { id, name: id } }),
+ *   })
+ */
+export async function useTenancy<Client extends TenantClient<Client>, Admin extends AdminClient>(
+  options: TenancyFixtureOptions<Client, Admin>,
+): Promise<TenancyFixture<Client, Admin>> {
+  const database = await useTestDatabase()
+  const fixture = createTenancyFixture(database, options)
+  // Registered after the database's own afterAll: vitest runs afterAll hooks in reverse, so clients close first.
+  afterAll(() => fixture.close())
+  return fixture
 }

@@ -1,0 +1,88 @@
+import type pg from 'pg'
+
+/** One write to the server that ends in a Sync (extended protocol) or one simple Query. */
+export interface RoundTrip {
+  /** Which pooled connection sent it, numbered from 1. */
+  connection: number
+  statements: string[]
+}
+
+/**
+ * Records what a pool's connections send, statement by statement and round
+ * trip by round trip, below every driver layer: exactly what reaches the
+ * server. Attach it to a pool before the pool opens connections.
+ */
+export interface WireRecorder {
+  readonly roundTrips: readonly RoundTrip[]
+  /** Every statement's text, in order. */
+  statements(): string[]
+  clear(): void
+}
+
+interface WireConnection {
+  parse(message: { text: string }): void
+  query(text: string): void
+  sync(): void
+}
+
+export function recordWire(pool: pg.Pool): WireRecorder {
+  let roundTrips: RoundTrip[] = []
+  let connections = 0
+  pool.on('connect', (client) => {
+    const id = (connections += 1)
+    const connection = (client as unknown as { connection: WireConnection }).connection
+    const { parse, query, sync } = connection
+    let pending: string[] = []
+    connection.parse = (message) => {
+      pending.push(message.text)
+      parse.call(connection, message)
+    }
+    connection.sync = () => {
+      roundTrips.push({ connection: id, statements: pending })
+      pending = []
+      sync.call(connection)
+    }
+    connection.query = (text) => {
+      roundTrips.push({ connection: id, statements: [text] })
+      query.call(connection, text)
+    }
+  })
+  return {
+    get roundTrips() {
+      return roundTrips
+    },
+    statements: () => roundTrips.flatMap((trip) => trip.statements),
+    clear: () => {
+      roundTrips = []
+    },
+  }
+}
+
+// The tenancy driver's own statement; the setting and the tenant travel as parameters.
+const setsTenant = (text: string) => text === 'SELECT set_config($1, $2, true)'
+const begins = (text: string) => /^\s*(BEGIN|START\s+TRANSACTION)\b/i.test(text)
+const ends = (text: string) => /^\s*(COMMIT|END|ROLLBACK|ABORT)\s*;?\s*$/i.test(text)
+const isControl = (text: string) => begins(text) || ends(text) || /^\s*(SET\s+TRANSACTION|SAVEPOINT|RELEASE|ROLLBACK\s+TO)\b/i.test(text)
+
+/**
+ * The data statements that ran with no tenant set in their transaction:
+ * replays each connection's round trips, tracking explicit transactions
+ * (a tenant set inside one holds until it ends) and implicit ones (a round
+ * trip without BEGIN is its own transaction).
+ */
+export function statementsWithoutTenant(roundTrips: readonly RoundTrip[]): string[] {
+  const state = new Map<number, { inTransaction: boolean; tenantSet: boolean }>()
+  const offenders: string[] = []
+  for (const trip of roundTrips) {
+    const connection = state.get(trip.connection) ?? { inTransaction: false, tenantSet: false }
+    for (const text of trip.statements) {
+      if (begins(text)) connection.inTransaction = true
+      else if (ends(text)) connection.inTransaction = connection.tenantSet = false
+      else if (setsTenant(text)) connection.tenantSet = true
+      else if (!isControl(text) && !connection.tenantSet) offenders.push(text)
+    }
+    if (!connection.inTransaction) connection.tenantSet = false
+    state.set(trip.connection, connection)
+  }
+  return offenders
+}
