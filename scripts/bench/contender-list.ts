@@ -1,5 +1,5 @@
 import { peerContenders, type ContenderFactory } from './contenders.js'
-import { prismaTenancyFactory } from './prisma-tenancy.js'
+import { prismaTenancy } from './prisma-tenancy.js'
 import type { Unavailable } from './results.js'
 
 /**
@@ -25,7 +25,5 @@ export const excludedPackages: readonly Unavailable[] = [
 /** The baseline first, then prisma-tenancy, then the peers. */
 export async function contenderFactories(): Promise<{ available: ContenderFactory[]; unavailable: Unavailable[] }> {
   const [baseline, ...peers] = peerContenders
-  const tenancy = await prismaTenancyFactory()
-  if (typeof tenancy === 'string') return { available: [...peerContenders], unavailable: [{ contender: 'prisma-tenancy', reason: tenancy }, ...excludedPackages] }
-  return { available: [baseline!, tenancy, ...peers], unavailable: [...excludedPackages] }
+  return { available: [baseline!, prismaTenancy, ...peers], unavailable: [...excludedPackages] }
 }
