@@ -5,20 +5,25 @@ import type { ContenderFactory, TenantDb } from './contenders.js'
 /**
  * (b) prisma-tenancy as an application uses it: the tenancy driver adapter
  * and the `tenancy()` extension on one client, `forTenant` per request.
+ * `schema` points it at another schema's tables (the adapter's option).
  */
-export const prismaTenancy: ContenderFactory = {
-  name: 'prisma-tenancy',
-  rls: true,
-  isolates: true,
-  async create({ appUrl, poolSize }) {
-    const base = new PrismaClient({ adapter: tenancyAdapter({ connectionString: appUrl, max: poolSize }) })
-    const prisma = base.$extends(tenancy())
-    return {
-      ...this,
-      // A client-level extension leaves the model types as they are.
-      scope: (tenantId, work) => work(prisma.forTenant(tenantId) as unknown as TenantDb),
-      transaction: (tenantId, work) => prisma.forTenant(tenantId).$transaction((tx) => work(tx as unknown as TenantDb)),
-      close: () => base.$disconnect(),
-    }
-  },
+export function prismaTenancyOn(name: string, schema?: string): ContenderFactory {
+  return {
+    name,
+    rls: true,
+    isolates: true,
+    async create({ appUrl, poolSize }) {
+      const base = new PrismaClient({ adapter: tenancyAdapter({ connectionString: appUrl, max: poolSize }, schema === undefined ? {} : { schema }) })
+      const prisma = base.$extends(tenancy())
+      return {
+        ...this,
+        // A client-level extension leaves the model types as they are.
+        scope: (tenantId, work) => work(prisma.forTenant(tenantId) as unknown as TenantDb),
+        transaction: (tenantId, work) => prisma.forTenant(tenantId).$transaction((tx) => work(tx as unknown as TenantDb)),
+        close: () => base.$disconnect(),
+      }
+    },
+  }
 }
+
+export const prismaTenancy = prismaTenancyOn('prisma-tenancy')

@@ -11,7 +11,7 @@ export interface Report {
 }
 
 function label(result: Result): string {
-  if (result.baseline === result.contender || result.baseline.startsWith(`${result.contender} (`)) return `${result.baseline}: baseline`
+  if (result.is_baseline) return `${result.baseline}: baseline`
   return result.rls ? result.contender : `${result.contender} (NOT RLS)`
 }
 

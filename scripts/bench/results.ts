@@ -14,6 +14,8 @@ export interface Result {
   throughput_ratio: number
   /** What both ratios divide by. */
   baseline: string
+  /** True on the baseline's own row. */
+  is_baseline: boolean
   /** False where isolation is not enforced by PostgreSQL row-level security. */
   rls: boolean
 }
@@ -48,6 +50,7 @@ export function toResult(
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
     throughput_ratio: baseline.summary === undefined ? Number.NaN : round(summary.ops_per_s / baseline.summary.ops_per_s, 3),
     baseline: baseline.label,
+    is_baseline: summary === baseline.summary,
     rls,
   }
 }

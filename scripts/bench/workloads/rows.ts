@@ -5,7 +5,8 @@ import { startContenders, type Contender, type ContenderFactory, type TenantDb }
 import { createBenchDatabase, runSql, type BenchRoles } from '../database.js'
 import { seedSharedTable } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
-import { toResults, type WorkloadOutcome } from '../results.js'
+import { prismaTenancy, prismaTenancyOn } from '../prisma-tenancy.js'
+import { toResult, toResults, type WorkloadOutcome } from '../results.js'
 
 export interface RowsSize {
   tenants: number
@@ -16,6 +17,7 @@ export interface RowsSize {
 }
 
 const ownSchema = 'tenant_own'
+const ownTableTenancy = 'prisma-tenancy (own table)'
 
 /**
  * The baseline of this workload: the plain client on a table that holds only
@@ -79,6 +81,7 @@ export async function runRowsWorkload(
       await client.query(`VACUUM ANALYZE ${ownSchema}.tasks`)
     })
     await grantAppRole(database.adminUrl, roles.unrestricted.name, ownSchema)
+    await grantAppRole(database.adminUrl, roles.app.name, ownSchema)
     log(`  plan on the shared table, as the application role: ${await sharedTablePlan(database.appUrl, tenantId)}`)
     const check = async (contender: Contender) => {
       const count = await contender.scope(tenantId, (db) => db.task.count())
@@ -87,7 +90,11 @@ export async function runRowsWorkload(
     const peers = factories.filter((f) => f.name !== 'plain-prisma')
     const urls = { appUrl: database.appUrl, unrestrictedUrl: database.unrestrictedUrl, poolSize: 1 }
     const { started, unavailable } = await startContenders(
-      [{ name: 'plain-prisma', rls: false, isolates: false, create: () => ownTableContender(database.unrestrictedUrl) }, ...peers],
+      [
+        { name: 'plain-prisma', rls: false, isolates: false, create: () => ownTableContender(database.unrestrictedUrl) },
+        ...peers,
+        ...(peers.some((f) => f.name === prismaTenancy.name) ? [prismaTenancyOn(ownTableTenancy, ownSchema)] : []),
+      ],
       urls,
       check,
     )
@@ -101,7 +108,16 @@ export async function runRowsWorkload(
       log(`  ${workload}`)
       const operations = new Map<string, Operation>(contenders.map((c) => [c.name, () => c.scope(tenantId, query)]))
       const summaries = await measureInterleaved(operations, { clients: 1, rounds: size.rounds, warmupOps: size.warmupOps, opsPerClient: size.opsPerRound })
+      const own = summaries.get(ownTableTenancy)
+      summaries.delete(ownTableTenancy)
       results.push(...toResults(workload, 1, summaries, { name: 'plain-prisma', label: 'plain-prisma (own table)' }, (c) => rls.get(c) ?? false))
+      const shared = summaries.get(prismaTenancy.name)
+      if (own !== undefined && shared !== undefined) {
+        // The same client on both layouts: what is left is the cost of the shared table and its policy.
+        const same = `${scale} vs own table, both prisma-tenancy: ${name}`
+        const base = { label: ownTableTenancy, summary: own }
+        results.push(toResult(same, 1, ownTableTenancy, own, base, true), toResult(same, 1, prismaTenancy.name, shared, base, true))
+      }
     }
     return { results, unavailable }
   } finally {
