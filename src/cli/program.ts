@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander'
+import { generateCommand } from './commands/generate.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
 import { exitCodes, formatError, processIo, type CliIo } from './output.js'
 
@@ -41,6 +42,22 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .requiredOption('--rolled-back <name>', 'the failed migration')
     .action((options) => {
       action = (cliIo) => migrateResolveCommand(options, cliIo)
+    })
+
+  program
+    .command('generate')
+    .description('write the row-level security migration for tenant tables (policies, grants) from the schema')
+    .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
+    .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
+    .option('--migrations <path>', 'migrations folder (overrides the config)')
+    .option('-n, --name <name>', 'name of the migration folder', 'rls')
+    .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
+    .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
+    .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
+    .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
+    .option('--json', 'print the result as JSON on stdout')
+    .action((options) => {
+      action = (cliIo) => generateCommand(options, cliIo)
     })
 
   try {

@@ -1,0 +1,205 @@
+import { TenancyError } from '../errors.js'
+import type { Datamodel, DmmfField, DmmfModel } from './prisma-schema.js'
+
+/** The doc comment that declares a model with the tenant field shared anyway: `/// @tenancy.shared`. */
+export const SHARED_MARKER = '@tenancy.shared'
+
+export type TenantColumnType = 'text' | 'uuid' | 'integer' | 'bigint'
+
+export interface TableName {
+  /** The PostgreSQL schema from @@schema, or null for the datasource's default schema. */
+  schema: string | null
+  /** The table name: @@map, else the model name. */
+  table: string
+}
+
+export interface ModelClassification extends TableName {
+  model: string
+  class: 'tenant' | 'shared'
+  reason: string
+}
+
+export interface TenantTable extends TableName {
+  model: string
+  column: string
+  columnType: TenantColumnType
+  /** Columns filled from a sequence (@default(autoincrement())): the app role needs USAGE on their sequences. */
+  sequenceColumns: string[]
+}
+
+export type FindingCode =
+  | 'TENANT_DEFAULT_MISSING'
+  | 'TENANT_INDEX_MISSING'
+  | 'FOREIGN_KEY_WITHOUT_TENANT'
+  | 'TENANT_FIELD_REMOVED'
+  | 'TENANT_COLUMN_CHANGED'
+  | 'TABLE_NOT_MIGRATED'
+
+/** Something the user should fix in the schema; `fix` says exactly what. */
+export interface Finding {
+  code: FindingCode
+  model: string | null
+  table: string
+  message: string
+  fix: string
+}
+
+export interface SchemaAnalysis {
+  models: ModelClassification[]
+  tenantTables: TenantTable[]
+  sharedTables: (TableName & { model: string })[]
+  findings: Finding[]
+}
+
+export interface ClassifyOptions {
+  tenantField: string
+  setting: string
+}
+
+export function tableName(model: DmmfModel): TableName {
+  return { schema: model.schema, table: model.dbName ?? model.name }
+}
+
+export function qualifiedName({ schema, table }: TableName): string {
+  return schema === null ? table : `${schema}.${table}`
+}
+
+function columnName(field: DmmfField): string {
+  return field.dbName ?? field.name
+}
+
+function isMarkedShared(model: DmmfModel): boolean {
+  return (model.documentation ?? '').split(/\s+/).includes(SHARED_MARKER)
+}
+
+function tenantColumnType(model: DmmfModel, field: DmmfField): TenantColumnType {
+  const native = field.nativeType?.[0]
+  if (field.kind === 'scalar' && !field.isList) {
+    if (field.type === 'String' && native === 'Uuid') return 'uuid'
+    if (field.type === 'String' && (native === undefined || ['Text', 'VarChar', 'Char'].includes(native))) return 'text'
+    if (field.type === 'Int' && (native === undefined || native === 'Integer')) return 'integer'
+    if (field.type === 'BigInt' && (native === undefined || native === 'BigInt')) return 'bigint'
+  }
+  throw new TenancyError(
+    'SCHEMA_INVALID',
+    `The tenant field ${model.name}.${field.name} has type ${field.type}${field.isList ? '[]' : ''}${native === undefined ? '' : ` @db.${native}`}, which the policies cannot compare with the tenant setting. Make it String, String @db.Uuid, Int or BigInt, or mark the model shared with a \`/// ${SHARED_MARKER}\` doc comment.`,
+    { details: { model: model.name, field: field.name } },
+  )
+}
+
+/** The default that fills the tenant column from the setting, as PostgreSQL prints it back (so Prisma sees no drift). */
+export function tenantDefaultExpression(setting: string, type: TenantColumnType): string {
+  const read = `current_setting('${setting.replaceAll("'", "''")}'::text, true)`
+  return type === 'text' ? read : `(NULLIF(${read}, ''::text))::${type}`
+}
+
+function fieldLine(field: DmmfField, type: TenantColumnType, setting: string): string {
+  const native = field.nativeType === null || field.nativeType === undefined ? '' : ` @db.${field.nativeType[0]}`
+  const map = field.dbName === undefined || field.dbName === null ? '' : ` @map("${field.dbName}")`
+  const expression = tenantDefaultExpression(setting, type).replaceAll('\\', '\\\\').replaceAll('"', '\\"')
+  return `${field.name} ${field.type}${field.isRequired ? '' : '?'}${native} @default(dbgenerated("${expression}"))${map}`
+}
+
+function hasTenantDefault(field: DmmfField, setting: string): boolean {
+  const value = field.default as { name?: string; args?: unknown[] } | undefined
+  if (value?.name !== 'dbgenerated') return false
+  const expression = String(value.args?.[0] ?? '')
+  return expression.includes(`current_setting('${setting}'`)
+}
+
+/**
+ * Sorts every model into tenant or shared, and collects what the schema must
+ * carry for the policies to be safe and fast without Prisma fighting them:
+ * the tenant default and an index leading with the tenant column live in the
+ * schema (Prisma would drop them again if only a policy migration made them),
+ * and relations into tenant tables include the tenant column.
+ */
+export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): SchemaAnalysis {
+  const { tenantField, setting } = options
+  const byName = new Map(datamodel.models.map((model) => [model.name, model]))
+  const withField = datamodel.models.filter((model) => model.fields.some((field) => field.name === tenantField && field.kind !== 'object'))
+  if (withField.length === 0) {
+    throw new TenancyError(
+      'NO_TENANT_COLUMN',
+      `No model in the schema has the tenant field \`${tenantField}\`, so there is no table to protect. Add it to every tenant model, e.g. \`${tenantField} String @default(dbgenerated("${tenantDefaultExpression(setting, 'text')}")) @map("tenant_id")\`, or pass --tenant-field <name> if your field is named differently.`,
+      { details: { tenantField, models: datamodel.models.map((model) => model.name) } },
+    )
+  }
+  const models: ModelClassification[] = []
+  const tenantTables: TenantTable[] = []
+  const sharedTables: (TableName & { model: string })[] = []
+  const findings: Finding[] = []
+  const tenantModels = new Set<string>()
+
+  for (const model of datamodel.models) {
+    const name = tableName(model)
+    const field = model.fields.find((candidate) => candidate.name === tenantField && candidate.kind !== 'object')
+    if (field === undefined || isMarkedShared(model)) {
+      const reason = field === undefined ? `no ${tenantField} field` : `marked ${SHARED_MARKER}`
+      models.push({ model: model.name, ...name, class: 'shared', reason })
+      sharedTables.push({ model: model.name, ...name })
+      continue
+    }
+    const columnType = tenantColumnType(model, field)
+    const column = columnName(field)
+    tenantModels.add(model.name)
+    models.push({ model: model.name, ...name, class: 'tenant', reason: `has ${tenantField} (column ${column}, ${columnType})` })
+    tenantTables.push({
+      model: model.name,
+      ...name,
+      column,
+      columnType,
+      sequenceColumns: model.fields
+        .filter((candidate) => (candidate.default as { name?: string } | undefined)?.name === 'autoincrement')
+        .map(columnName),
+    })
+    if (!hasTenantDefault(field, setting)) {
+      findings.push({
+        code: 'TENANT_DEFAULT_MISSING',
+        model: model.name,
+        table: qualifiedName(name),
+        message: `${model.name}.${tenantField} has no default from the tenant setting, so every insert must name the tenant itself.`,
+        fix: `In model ${model.name}, write the field as: ${fieldLine(field, columnType, setting)}`,
+      })
+    }
+    const leadingIndex = datamodel.indexes.some((index) => index.model === model.name && index.fields[0]?.name === tenantField)
+    if (!leadingIndex) {
+      findings.push({
+        code: 'TENANT_INDEX_MISSING',
+        model: model.name,
+        table: qualifiedName(name),
+        message: `${model.name} has no index that starts with ${tenantField}; every query filters on it, so each one scans the table.`,
+        fix: `In model ${model.name}, add: @@index([${tenantField}])  (or lead an existing @@id/@@unique/@@index with ${tenantField})`,
+      })
+    }
+  }
+
+  for (const model of datamodel.models) {
+    for (const relation of model.fields) {
+      const from = relation.relationFromFields ?? []
+      if (relation.kind !== 'object' || from.length === 0 || !tenantModels.has(relation.type)) continue
+      const to = relation.relationToFields ?? []
+      const target = byName.get(relation.type)
+      const position = to.indexOf(tenantField)
+      const sourceIsTenant = tenantModels.has(model.name)
+      if (position !== -1 && sourceIsTenant && from[position] === tenantField) continue
+      const targetKey = to.filter((name) => name !== tenantField)
+      const sourceKey = from.filter((_, index) => to[index] !== tenantField)
+      findings.push({
+        code: 'FOREIGN_KEY_WITHOUT_TENANT',
+        model: model.name,
+        table: qualifiedName(tableName(model)),
+        message: sourceIsTenant
+          ? `${model.name}.${relation.name} references ${relation.type} by (${from.join(', ')}) without ${tenantField}: a row can point at another tenant's row, and the foreign key check reveals whether an id exists in another tenant.`
+          : `${model.name} is shared but ${model.name}.${relation.name} references the tenant table ${relation.type}: the foreign key check reveals whether an id exists in any tenant.`,
+        fix: sourceIsTenant
+          ? `Write the relation as @relation(fields: [${[tenantField, ...sourceKey].join(', ')}], references: [${[tenantField, ...targetKey].join(', ')}]) and give ${target?.name ?? relation.type} @@unique([${[tenantField, ...targetKey].join(', ')}]).`
+          : `Give ${model.name} a ${tenantField} field (making it a tenant table) or remove the relation to ${relation.type}.`,
+      })
+    }
+  }
+
+  // Code-point order, not locale order: the generated SQL must be the same on every machine.
+  const order = (a: TableName, b: TableName) => (qualifiedName(a) < qualifiedName(b) ? -1 : qualifiedName(a) > qualifiedName(b) ? 1 : 0)
+  return { models, tenantTables: tenantTables.sort(order), sharedTables: sharedTables.sort(order), findings }
+}

@@ -1,0 +1,202 @@
+import { z } from 'zod'
+import { readSchemaFiles, resolveProject } from '../config/project-config.js'
+import { TenancyError } from '../errors.js'
+import { parseMigrationName } from '../migrate/migrate.js'
+import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
+import { classifyModels, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
+import { readPolicyHistory, tableKey } from './policy-history.js'
+import { ACCESS_POLICY, ISOLATION_POLICY, quoteTable, renderPolicyMigration, type PolicyPlan } from './policy-sql.js'
+import { parseDatamodel } from './prisma-schema.js'
+
+export interface GeneratePoliciesOptions {
+  cwd?: string | undefined
+  config?: string | undefined
+  schema?: string | undefined
+  migrations?: string | undefined
+  /** Name part of the migration folder. Default `rls`. */
+  name?: string | undefined
+  /** The Prisma field that holds the tenant. Default `tenantId`. */
+  tenantField?: string | undefined
+  /** The PostgreSQL setting holding the current tenant. Default `app.current_tenant`. */
+  setting?: string | undefined
+  /** Role to grant table access to (tenant tables: read and write; shared tables: read). Default: no grants. */
+  appRole?: string | undefined
+  /** Clock for the migration folder's timestamp. */
+  now?: Date | undefined
+}
+
+export type PendingReason = 'missing' | 'changed' | 'grant' | 'unshared' | 'not-migrated'
+
+/** A table whose policy migration does not exist yet (or no longer matches the schema). */
+export interface PendingTable {
+  table: string
+  model: string
+  reason: PendingReason
+  detail: string
+}
+
+export interface GeneratePoliciesResult {
+  migrationsDir: string
+  models: ModelClassification[]
+  pending: PendingTable[]
+  findings: Finding[]
+  /** The migration folder written, or null (nothing new, or a check). */
+  created: string | null
+  /** True when every tenant table's policies are in the migrations and nothing needs a person. */
+  upToDate: boolean
+}
+
+const optionsSchema = z.object({
+  tenantField: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'must be a Prisma field name').default('tenantId'),
+  setting: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)+$/, 'must be a custom setting name with a dot, e.g. app.current_tenant')
+    .default('app.current_tenant'),
+  appRole: z.string().min(1).max(63).optional(),
+})
+
+function parseOptions(options: GeneratePoliciesOptions) {
+  const parsed = optionsSchema.safeParse({ tenantField: options.tenantField, setting: options.setting, appRole: options.appRole })
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new TenancyError('CONFIG_INVALID', `The option ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'is invalid'}. Fix it and run the command again.`, {
+      cause: parsed.error,
+    })
+  }
+  return parsed.data
+}
+
+interface Planned {
+  migrationsDir: string
+  models: ModelClassification[]
+  pending: PendingTable[]
+  findings: Finding[]
+  plan: PolicyPlan
+}
+
+async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> {
+  const { tenantField, setting, appRole } = parseOptions(options)
+  const project = await resolveProject(options)
+  const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField, setting })
+  const history = await readPolicyHistory(project.migrationsDir)
+  const findings = [...analysis.findings]
+  const pending: PendingTable[] = []
+  const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [] }
+
+  const include = (table: TenantTable, reason: PendingReason, detail: string) => {
+    if (!history.creates(table)) {
+      const name = qualifiedName(table)
+      pending.push({ table: name, model: table.model, reason: 'not-migrated', detail: `no migration creates ${name} yet` })
+      findings.push({
+        code: 'TABLE_NOT_MIGRATED',
+        model: table.model,
+        table: name,
+        message: `No migration creates ${name} yet, and its policies can only follow its CREATE TABLE.`,
+        fix: 'Run `prisma-tenancy migrate dev --name <name>` first, then `prisma-tenancy generate`.',
+      })
+      return
+    }
+    pending.push({ table: qualifiedName(table), model: table.model, reason, detail })
+    plan.tenantTables.push(table)
+  }
+
+  for (const table of analysis.tenantTables) {
+    const recorded = history.tables.get(tableKey(table))
+    const record = recorded?.record
+    if (record === undefined || record.kind !== 'tenant') {
+      include(table, 'missing', 'no policy migration')
+      continue
+    }
+    const changes = [
+      record.column === table.column ? null : `column ${record.column} → ${table.column}`,
+      record.type === table.columnType ? null : `type ${record.type} → ${table.columnType}`,
+      record.setting === setting ? null : `setting ${record.setting} → ${setting}`,
+    ].filter((change) => change !== null)
+    if (record.column !== table.column) {
+      findings.push({
+        code: 'TENANT_COLUMN_CHANGED',
+        model: table.model,
+        table: qualifiedName(table),
+        message: `The policies on ${qualifiedName(table)} (from ${recorded?.migration}) use column ${record.column}, but the schema now names ${table.column}. Prisma migrates a renamed column as drop and add, and PostgreSQL refuses to drop a column that policies use.`,
+        fix: `Write the rename by hand in a migration (ALTER TABLE ${quoteTable(table)} RENAME COLUMN "${record.column}" TO "${table.column}"; the policies follow the rename), or keep the old name with @map("${record.column}").`,
+      })
+    }
+    if (changes.length > 0) include(table, 'changed', changes.join(', '))
+    else if (appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)) include(table, 'grant', `no grants to ${appRole} yet`)
+  }
+
+  const sharedModels = new Map(analysis.models.filter((model) => model.class === 'shared').map((model) => [tableKey(model), model]))
+  for (const table of analysis.sharedTables) {
+    const recorded = history.tables.get(tableKey(table))
+    const name = qualifiedName(table)
+    if (recorded?.record.kind === 'tenant') {
+      if (sharedModels.get(tableKey(table))?.reason.startsWith('marked') === true) {
+        pending.push({ table: name, model: table.model, reason: 'unshared', detail: `marked ${SHARED_MARKER}: its tenant policies are removed` })
+        plan.liftedTables.push(table)
+        if (appRole !== undefined) plan.sharedTables.push(table)
+        continue
+      }
+      findings.push({
+        code: 'TENANT_FIELD_REMOVED',
+        model: table.model,
+        table: name,
+        message: `${table.model} no longer has the tenant field ${tenantField}, but ${name} still has tenant policies (from ${recorded.migration}) on column ${recorded.record.column}. PostgreSQL refuses to drop that column while policies use it, and the table stays filtered by tenant.`,
+        fix: `If you renamed the field, pass --tenant-field <new name> (or rename it back). If ${table.model} is shared now, add a \`/// ${SHARED_MARKER}\` doc comment above the model and run \`prisma-tenancy generate\` before the migration that drops the column: it removes the policies (${ISOLATION_POLICY}, ${ACCESS_POLICY}).`,
+      })
+      continue
+    }
+    if (appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)) {
+      pending.push({ table: name, model: table.model, reason: 'grant', detail: `no read grant to ${appRole} yet` })
+      plan.sharedTables.push(table)
+    }
+  }
+  return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan }
+}
+
+function isUpToDate(planned: Planned): boolean {
+  return planned.pending.length === 0 && !planned.findings.some((finding) => finding.code === 'TENANT_FIELD_REMOVED')
+}
+
+/**
+ * Reads the schema and the migrations folder and writes one new migration
+ * holding row-level security for every tenant table that has none yet (or
+ * whose tenant column, type or setting changed), grants when an app role is
+ * given, and the removal of policies from tables now marked shared. Writes
+ * nothing when the migrations already cover the schema.
+ */
+export async function generatePolicies(options: GeneratePoliciesOptions = {}): Promise<GeneratePoliciesResult> {
+  const name = parseMigrationName(options.name ?? 'rls')
+  const planned = await planPolicies(options)
+  const { plan } = planned
+  let created: string | null = null
+  if (plan.tenantTables.length + plan.sharedTables.length + plan.liftedTables.length > 0) {
+    created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), renderPolicyMigration(plan))
+  }
+  const pending = planned.pending.filter((table) => table.reason === 'not-migrated')
+  return {
+    migrationsDir: planned.migrationsDir,
+    models: planned.models,
+    pending,
+    findings: planned.findings,
+    created,
+    upToDate: isUpToDate({ ...planned, pending }),
+  }
+}
+
+/**
+ * The CI drift gate: what `generatePolicies` would write, without writing.
+ * `upToDate` is false when a tenant table has no policy migration yet.
+ */
+export async function checkPolicies(options: GeneratePoliciesOptions = {}): Promise<GeneratePoliciesResult> {
+  const planned = await planPolicies(options)
+  return {
+    migrationsDir: planned.migrationsDir,
+    models: planned.models,
+    pending: planned.pending,
+    findings: planned.findings,
+    created: null,
+    upToDate: isUpToDate(planned),
+  }
+}
+
+export type { Finding, ModelClassification, TableName }

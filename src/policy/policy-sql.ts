@@ -1,0 +1,186 @@
+import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
+import { TenancyError } from '../errors.js'
+import type { TableName, TenantColumnType, TenantTable } from './classify-models.js'
+
+/** Names of the two policies on every tenant table (policy names are per table). */
+export const ISOLATION_POLICY = 'tenancy_isolation'
+export const ACCESS_POLICY = 'tenancy_access'
+
+/** The machine-readable line a generated migration carries for each table it covers. */
+export const RECORD_PREFIX = '-- prisma-tenancy:table '
+
+export type PolicyRecord =
+  | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
+  | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
+
+export interface PolicyPlan {
+  setting: string
+  /** The application role to grant to, or null for no grants. */
+  appRole: string | null
+  tenantTables: TenantTable[]
+  /** Shared tables that still need the app role's read grant. */
+  sharedTables: TableName[]
+  /** Tables that had tenant policies and are now marked shared: their policies are removed. */
+  liftedTables: (TableName & { model: string })[]
+}
+
+export function quoteTable({ schema, table }: TableName): string {
+  return schema === null ? quoteIdent(table) : `${quoteIdent(schema)}.${quoteIdent(table)}`
+}
+
+/**
+ * The tenant predicate. `current_setting(name, true)` is STABLE and answers
+ * NULL when the setting was never made; after a transaction-local SET it
+ * answers '' on that connection, which NULLIF turns into NULL too, so both
+ * match no row and never raise a cast error. The scalar subquery makes the
+ * planner evaluate it once per query (an InitPlan) instead of once per row.
+ */
+export function tenantPredicate(column: string, type: TenantColumnType, setting: string): string {
+  const value = `NULLIF(current_setting(${quoteLiteral(setting)}, true), '')`
+  return `${quoteIdent(column)} = (SELECT ${type === 'text' ? value : `${value}::${type}`})`
+}
+
+export function recordFor(table: TenantTable, setting: string, appRole: string | null): PolicyRecord {
+  return {
+    kind: 'tenant',
+    schema: table.schema,
+    table: table.table,
+    column: table.column,
+    type: table.columnType,
+    setting,
+    grants: appRole === null ? [] : [appRole],
+  }
+}
+
+export function sharedRecordFor(table: TableName, appRole: string): PolicyRecord {
+  return { kind: 'shared', schema: table.schema, table: table.table, grants: [appRole] }
+}
+
+function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
+  const name = quoteTable(table)
+  const predicate = tenantPredicate(table.column, table.columnType, plan.setting)
+  const lines = [
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}): rows belong to the tenant in ${table.column}.`,
+    '-- Row-level security on: from now on a row is visible or writable only through a policy.',
+    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
+    '-- Also for the table owner, who would otherwise bypass every policy (apps often connect as the owner).',
+    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+    '-- Restrictive: ANDed with every other policy, so a permissive policy added later can never let another',
+    "-- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.",
+    `DROP POLICY IF EXISTS ${ISOLATION_POLICY} ON ${name};`,
+    `CREATE POLICY ${ISOLATION_POLICY} ON ${name} AS RESTRICTIVE FOR ALL TO PUBLIC`,
+    `  USING (${predicate})`,
+    `  WITH CHECK (${predicate});`,
+    '-- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.',
+    `DROP POLICY IF EXISTS ${ACCESS_POLICY} ON ${name};`,
+    `CREATE POLICY ${ACCESS_POLICY} ON ${name} AS PERMISSIVE FOR ALL TO PUBLIC`,
+    `  USING (${predicate})`,
+    `  WITH CHECK (${predicate});`,
+  ]
+  if (plan.appRole !== null) {
+    const role = quoteIdent(plan.appRole)
+    lines.push(
+      '-- The application role reads and writes rows, which the policies filter.',
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON ${name} TO ${role};`,
+      '-- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.',
+      `REVOKE TRUNCATE, REFERENCES, TRIGGER ON ${name} FROM ${role};`,
+    )
+    for (const column of table.sequenceColumns) {
+      lines.push(
+        `-- ${column} comes from a sequence (SERIAL), and inserting needs USAGE on it.`,
+        `GRANT USAGE ON SEQUENCE ${quoteTable({ schema: table.schema, table: serialSequenceName(table.table, column) })} TO ${role};`,
+      )
+    }
+  }
+  return lines
+}
+
+const NAME_BYTES = 63
+
+function clipBytes(text: string, bytes: number): string {
+  let clipped = ''
+  for (const character of text) {
+    if (Buffer.byteLength(clipped + character) > bytes) break
+    clipped += character
+  }
+  return clipped
+}
+
+/**
+ * The name PostgreSQL gives a SERIAL column's sequence (makeObjectName:
+ * table_column_seq, the longer part shortened first to fit 63 bytes). Named
+ * statically because a DO block cannot be used: the migration runner splits
+ * scripts at every semicolon.
+ */
+export function serialSequenceName(table: string, column: string): string {
+  const available = NAME_BYTES - '_seq'.length - 1
+  let tableBytes = Buffer.byteLength(table)
+  let columnBytes = Buffer.byteLength(column)
+  while (tableBytes + columnBytes > available) {
+    if (tableBytes > columnBytes) tableBytes--
+    else columnBytes--
+  }
+  return `${clipBytes(table, tableBytes)}_${clipBytes(column, columnBytes)}_seq`
+}
+
+function liftBlock(table: TableName & { model: string }): string[] {
+  const name = quoteTable(table)
+  return [
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}) is marked shared now: its tenant policies go, and row-level security with them.`,
+    `DROP POLICY IF EXISTS ${ISOLATION_POLICY} ON ${name};`,
+    `DROP POLICY IF EXISTS ${ACCESS_POLICY} ON ${name};`,
+    `ALTER TABLE ${name} NO FORCE ROW LEVEL SECURITY;`,
+    `ALTER TABLE ${name} DISABLE ROW LEVEL SECURITY;`,
+  ]
+}
+
+function sharedBlock(table: TableName, appRole: string): string[] {
+  const name = quoteTable(table)
+  return [
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} is shared by all tenants: the application role may read it, and writes stay with the owner.`,
+    `GRANT SELECT ON ${name} TO ${quoteIdent(appRole)};`,
+  ]
+}
+
+/**
+ * The migration script for a plan: a header recording each covered table (read
+ * back by `generate` and `generate --check`), then one commented block per
+ * table. Same plan, same text. Every statement runs inside a transaction, as
+ * `prisma migrate deploy` runs a migration, and repeating it changes nothing.
+ */
+export function renderPolicyMigration(plan: PolicyPlan): string {
+  const role = plan.appRole
+  const records = [
+    ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role)),
+    ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
+    ...(role === null ? [] : plan.sharedTables.map((table) => sharedRecordFor(table, role))),
+  ]
+  const sections = [
+    [
+      '-- Row-level security for tenant tables, generated by `prisma-tenancy generate` from the Prisma schema.',
+      '-- Do not edit: change the schema and run `prisma-tenancy generate` again. The lines below record what this',
+      '-- migration covers, for `prisma-tenancy generate --check`.',
+      ...records.map((record) => `${RECORD_PREFIX}${JSON.stringify(record)}`),
+    ],
+    ...plan.tenantTables.map((table) => tenantBlock(table, plan)),
+    ...plan.liftedTables.map(liftBlock),
+    ...(role === null ? [] : plan.sharedTables.map((table) => sharedBlock(table, role))),
+  ]
+  const script = `${sections.map((lines) => lines.join('\n')).join('\n\n')}\n`
+  assertSplitsAtSemicolons(script)
+  return script
+}
+
+/**
+ * Prisma's driver adapter (which runs migrations without the native engine)
+ * splits a script at every semicolon, so one inside a name or a comment would
+ * cut a statement in two. Statements here end a line with their only one.
+ */
+function assertSplitsAtSemicolons(script: string): void {
+  const line = script.split('\n').find((text) => text.slice(0, -1).includes(';') || (text.startsWith('--') && text.includes(';')))
+  if (line === undefined) return
+  throw new TenancyError(
+    'SCHEMA_INVALID',
+    `A table, column or role name contains a semicolon, which migration runners that split scripts at semicolons would cut in two: ${line}\nRename it (@@map / @map) without the semicolon.`,
+  )
+}
