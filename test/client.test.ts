@@ -20,15 +20,6 @@ let acmeProjects: string[] = []
 let globexProject = ''
 
 beforeAll(async () => {
-  // DEV-ONLY until the _rls migration lands
-  const has = await admin.$queryRawUnsafe<Array<{ n: bigint }>>("SELECT count(*) AS n FROM pg_policies")
-  if (has[0]?.n === 0n) {
-    for (const table of ['"Project"', 'tasks', '"Comment"', 'project_members']) {
-      await admin.$executeRawUnsafe(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`)
-      await admin.$executeRawUnsafe(`ALTER TABLE ${table} FORCE ROW LEVEL SECURITY`)
-      await admin.$executeRawUnsafe(`CREATE POLICY p ON ${table} USING (tenant_id = (SELECT current_setting('app.current_tenant', true))) WITH CHECK (tenant_id = (SELECT current_setting('app.current_tenant', true)))`)
-    }
-  }
   await admin.tenant.createMany({ data: [{ id: 'acme', name: 'Acme' }, { id: 'globex', name: 'Globex' }, ...tenantIds(10).map((id) => ({ id, name: id }))] })
   for (const name of ['Rocket', 'Magnet', 'Anvil']) {
     const project = await acme.project.create({ data: { name, tasks: { create: [{ title: `Build ${name}` }] } } })
