@@ -1,0 +1,109 @@
+import type { SqlDriverAdapterFactory } from '@prisma/driver-adapter-utils'
+import { createConnection } from 'node:net'
+import pg from 'pg'
+import { describe, expect, inject, it } from 'vitest'
+import { PrismaClient } from '../prisma/generated/client.js'
+import { withClient } from '../src/database/admin.js'
+import { tenancy } from '../src/index.js'
+import {
+  containerRuntimeAvailable,
+  createTenancyFixture,
+  expectIsolation,
+  recordWire,
+  startTestServer,
+  statementsWithoutTenant,
+  withTestDatabase,
+  type PostgresProvider,
+  type TestServerInfo,
+} from '../src/testing/index.js'
+
+const docker = await containerRuntimeAvailable()
+const skipReasons: Record<PostgresProvider, string | false> = {
+  auto: false,
+  url: process.env.DATABASE_URL === undefined ? 'url provider: DATABASE_URL is not set, no server to point at' : false,
+  embedded: false,
+  testcontainers: docker.available ? false : `testcontainers provider: no Docker engine answers (${docker.reason})`,
+}
+for (const reason of Object.values(skipReasons)) if (reason !== false) console.info(`skipped: ${reason}`)
+
+async function portOpen(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname, port: Number(port || 5432) })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+async function databaseNames(server: TestServerInfo): Promise<string[]> {
+  return withClient(server.adminUrl, async (client) => (await client.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((row) => row.datname))
+}
+
+const clients = {
+  client: (adapter: SqlDriverAdapterFactory) => new PrismaClient({ adapter }).$extends(tenancy()),
+  admin: (adapter: SqlDriverAdapterFactory) => new PrismaClient({ adapter }),
+  createTenant: (admin: PrismaClient, id: string) => admin.tenant.create({ data: { id, name: id } }),
+}
+
+describe.each(['url', 'embedded', 'testcontainers'] as const)('the %s provider', (provider) => {
+  it.skipIf(skipReasons[provider] !== false)('gives a migrated database, the app role, isolated tenants and a cleanup that leaves nothing behind', async () => {
+    const server = await startTestServer({ provider })
+    let databaseName = ''
+    try {
+      await withTestDatabase(server, async (database) => {
+        databaseName = database.name
+        expect(database.appUrl).toContain(server.appRole.name)
+        const fixture = createTenancyFixture(database, clients)
+        try {
+          await expectIsolation(fixture, { model: 'project', data: { name: 'Contract' } })
+        } finally {
+          await fixture.close()
+        }
+      })
+      expect(await databaseNames(server)).not.toContain(databaseName)
+    } finally {
+      await server.stop()
+    }
+    expect(await databaseNames(server).catch(() => [])).not.toContain(server.templateDatabase)
+    if (provider !== 'url') expect(await portOpen(server.adminUrl)).toBe(false)
+  })
+})
+
+describe('test databases', () => {
+  const server = inject('prismaTenancy')
+
+  it('are dropped when the test body throws', async () => {
+    let name = ''
+    const failure = await withTestDatabase(server, async (database) => {
+      name = database.name
+      throw new Error('the test failed')
+    }).catch((error: Error) => error.message)
+    expect(failure).toBe('the test failed')
+    expect(await databaseNames(server)).not.toContain(name)
+  })
+
+  it('connect the app as a role that is neither superuser nor BYPASSRLS', async () => {
+    await withTestDatabase(server, async (database) => {
+      const client = new pg.Client({ connectionString: database.appUrl })
+      await client.connect()
+      const { rows } = await client.query('SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user')
+      await client.end()
+      expect(rows).toEqual([{ rolsuper: false, rolbypassrls: false }])
+    })
+  })
+})
+
+describe('expectNoTenantlessSql', () => {
+  it('flags a statement that ran with no tenant set', async () => {
+    await withTestDatabase(inject('prismaTenancy'), async (database) => {
+      const pool = new pg.Pool({ connectionString: database.appUrl })
+      const wire = recordWire(pool)
+      await pool.query('SELECT count(*) FROM "Project"')
+      await pool.end()
+      expect(statementsWithoutTenant(wire.roundTrips)).toEqual(['SELECT count(*) FROM "Project"'])
+    })
+  })
+})
