@@ -1,6 +1,17 @@
+import { cp, mkdtemp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { withClient } from '../src/database/admin.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli, type CliIo } from '../src/cli/index.js'
+import { dropDatabase, grantAppRole, withClient } from '../src/database/admin.js'
+import { withDatabase } from '../src/database/connection-url.js'
+import { isTenancyError } from '../src/errors.js'
+import { checkPolicies, generatePolicies } from '../src/index.js'
+import { migrateDeploy, migrateDev } from '../src/migrate/migrate.js'
+import { classifyModels } from '../src/policy/classify-models.js'
+import { renderPolicyMigration } from '../src/policy/policy-sql.js'
+import { parseDatamodel } from '../src/policy/prisma-schema.js'
 import { useTestDatabase } from '../src/testing/index.js'
 
 const db = await useTestDatabase()
@@ -113,5 +124,361 @@ describe('the generated policies, as the application role', () => {
   it('leaves shared tables without row-level security', async () => {
     const tenants = await asTenant(null, async (client) => (await client.query(`SELECT id FROM "Tenant" ORDER BY id`)).rows)
     expect(tenants).toEqual([{ id: 'a' }, { id: 'b' }])
+  })
+})
+
+const tenantDefault = `@default(dbgenerated("current_setting('app.current_tenant'::text, true)"))`
+const defaults = { tenantField: 'tenantId', setting: 'app.current_tenant' }
+
+function analyze(schema: string) {
+  return classifyModels(parseDatamodel([{ path: 'schema.prisma', content: `datasource db {\n  provider = "postgresql"\n}\n${schema}` }]), defaults)
+}
+
+function render(schema: string, appRole: string | null = null): string {
+  const analysis = analyze(schema)
+  return renderPolicyMigration({
+    setting: defaults.setting,
+    appRole,
+    tenantTables: analysis.tenantTables,
+    sharedTables: appRole === null ? [] : analysis.sharedTables,
+    liftedTables: [],
+  })
+}
+
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const io: CliIo = { stdout: (text) => (stdout += `${text}\n`), stderr: (text) => (stderr += `${text}\n`) }
+  const code = await runCli(argv, io)
+  return { code, stdout, stderr }
+}
+
+/** A copy of the example project (schema and migrations) to change freely. */
+async function projectCopy(): Promise<{ dir: string; schema: string; migrations: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-policy-'))
+  await cp('prisma', join(dir, 'prisma'), { recursive: true, filter: (source) => !source.includes('generated') })
+  return { dir, schema: join(dir, 'prisma', 'schema.prisma'), migrations: join(dir, 'prisma', 'migrations') }
+}
+
+async function exampleSchema(): Promise<string> {
+  return readFile('prisma/schema.prisma', 'utf8')
+}
+
+describe('the committed policy migration', () => {
+  it('enables and forces row-level security, with one restrictive and one permissive policy, on every tenant table and no shared one', async () => {
+    const tables = await withClient(db.adminUrl, async (client) => {
+      const { rows } = await client.query<{ table: string; rls: boolean; forced: boolean; policies: string | null }>(`
+        SELECT c.relname AS table, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
+               string_agg(p.polname || ':' || CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END || ':' || p.polcmd::text, ',' ORDER BY p.polname) AS policies
+        FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname <> '_prisma_migrations'
+        GROUP BY c.relname, c.relrowsecurity, c.relforcerowsecurity ORDER BY c.relname`)
+      return rows
+    })
+    const policies = 'tenancy_access:permissive:*,tenancy_isolation:restrictive:*'
+    expect(tables).toEqual([
+      { table: 'Comment', rls: true, forced: true, policies },
+      { table: 'Country', rls: false, forced: false, policies: null },
+      { table: 'Project', rls: true, forced: true, policies },
+      { table: 'Tenant', rls: false, forced: false, policies: null },
+      { table: 'project_members', rls: true, forced: true, policies },
+      { table: 'tasks', rls: true, forced: true, policies },
+    ])
+  })
+
+  it('is exactly what the generator renders for the example schema', async () => {
+    const folders = (await readdir('prisma/migrations')).filter((name) => name.endsWith('_rls'))
+    expect(folders).toHaveLength(1)
+    const committed = await readFile(join('prisma/migrations', folders[0] ?? '', 'migration.sql'), 'utf8')
+    const analysis = classifyModels(parseDatamodel([{ path: 'schema.prisma', content: await exampleSchema() }]), defaults)
+    expect(committed).toBe(renderPolicyMigration({ ...defaults, appRole: null, tenantTables: analysis.tenantTables, sharedTables: [], liftedTables: [] }))
+  })
+
+  it('reads the tenant setting once per query (an InitPlan), not once per row', async () => {
+    const plan = await asTenant('a', async (client) => (await client.query<{ 'QUERY PLAN': string }>('EXPLAIN SELECT * FROM "tasks"')).rows.map((row) => row['QUERY PLAN']).join('\n'))
+    expect(plan).toMatch(/InitPlan/)
+  })
+
+  it('leaves Prisma nothing to diff: migrate dev after the policy migration creates no migration', async () => {
+    const project = await projectCopy()
+    const url = withDatabase(db.adminUrl, `${db.name}_nodiff`)
+    try {
+      const result = await migrateDev({ cwd: project.dir, databaseUrl: url, name: 'nothing' })
+      expect(result.created).toBeNull()
+    } finally {
+      await dropDatabase(db.adminUrl, `${db.name}_nodiff`)
+    }
+  })
+})
+
+describe('the generated SQL', () => {
+  it('applies in one transaction: run as one script with a failing statement after it, nothing remains', async () => {
+    const scripts = await Promise.all((await readdir('prisma/migrations')).filter((name) => /^\d/.test(name)).sort().map((name) => readFile(join('prisma/migrations', name, 'migration.sql'), 'utf8')))
+    const name = `${db.name}_txn`
+    await withClient(db.adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`))
+    try {
+      const url = withDatabase(db.adminUrl, name)
+      // One simple-protocol query holding several statements runs as one implicit transaction, as prisma migrate deploy runs a migration.
+      const failure = await withClient(url, (client) => client.query(`${scripts.join('\n')}\nSELECT 1 / 0;`)).then(() => null, (error: { code?: string }) => error.code)
+      expect(failure).toBe('22012')
+      const left = await withClient(url, async (client) => (await client.query(`SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('Project', 'tasks')`)).rows[0])
+      expect(left).toEqual({ n: 0 })
+      await withClient(url, (client) => client.query(scripts.join('\n')))
+      const policies = await withClient(url, async (client) => (await client.query(`SELECT count(*)::int AS n FROM pg_policy`)).rows[0])
+      expect(policies).toEqual({ n: 8 })
+    } finally {
+      await dropDatabase(db.adminUrl, name)
+    }
+  })
+
+  it('can run twice: every statement is idempotent', async () => {
+    const folder = (await readdir('prisma/migrations')).find((entry) => entry.endsWith('_rls')) ?? ''
+    const script = await readFile(join('prisma/migrations', folder, 'migration.sql'), 'utf8')
+    await withClient(db.adminUrl, async (client) => {
+      await client.query('BEGIN')
+      try {
+        await client.query(script)
+        const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_policy`)
+        expect(rows[0]).toEqual({ n: 8 })
+      } finally {
+        await client.query('ROLLBACK')
+      }
+    })
+  })
+
+  it('has a semicolon only at the end of each statement (the driver adapter splits scripts at every semicolon)', () => {
+    const script = render(`model Note {\n  id String @id\n  tenantId String ${tenantDefault}\n  @@index([tenantId])\n}`, 'app')
+    for (const line of script.split('\n')) {
+      if (line.startsWith('--')) expect(line).not.toContain(';')
+      else expect(line.slice(0, -1)).not.toContain(';')
+    }
+  })
+
+  it('with an app role, grants reads and writes on tenant tables and reads on shared ones (file snapshot)', async () => {
+    await expect(render((await exampleSchema()).replace(/^datasource db \{[^}]*\}/m, ''), 'tenancy_app')).toMatchFileSnapshot('./__snapshots__/policy-example-app-role.sql')
+  })
+
+  it('compares a uuid tenant column through NULLIF, so an empty setting denies instead of failing the cast', () => {
+    const script = render(`model Doc {\n  id String @id\n  tenantId String @db.Uuid @default(dbgenerated("(NULLIF(current_setting('app.current_tenant'::text, true), ''::text))::uuid")) @map("tenant_id")\n  @@index([tenantId])\n}`)
+    expect(script.split('\n').filter((line) => /^\s+(USING|WITH CHECK)/.test(line))).toMatchInlineSnapshot(`
+      [
+        "  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid))",
+        "  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid));",
+        "  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid))",
+        "  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid));",
+      ]
+    `)
+  })
+})
+
+/** Runs SQL as the superuser in a transaction that is rolled back; `asApp` switches to the application role inside it. */
+async function inRolledBackTransaction<T>(work: (client: pg.Client, asApp: (tenant: string) => Promise<void>) => Promise<T>): Promise<T> {
+  return withClient(db.adminUrl, async (client) => {
+    await client.query('BEGIN')
+    try {
+      return await work(client, async (tenant) => {
+        await client.query(`SET LOCAL ROLE ${db.appRole.name}`)
+        await client.query("SELECT set_config('app.current_tenant', $1, true)", [tenant])
+      })
+    } finally {
+      await client.query('ROLLBACK')
+    }
+  })
+}
+
+describe('the generated SQL on real PostgreSQL', () => {
+  it('isolates a uuid tenant column and denies an empty setting without a cast error', async () => {
+    const script = render(`model Doc {\n  id String @id\n  tenantId String @db.Uuid @map("tenant_id")\n  @@index([tenantId])\n}`, db.appRole.name)
+    const tenant = '0b7e1a52-8a44-4f4e-9f39-2f6f1b7f3a10'
+    const counts = await inRolledBackTransaction(async (client, asApp) => {
+      await client.query(`CREATE TABLE "Doc" (id text PRIMARY KEY, tenant_id uuid NOT NULL)`)
+      await client.query(script)
+      await client.query(`INSERT INTO "Doc" VALUES ('mine', $1), ('other', gen_random_uuid())`, [tenant])
+      await asApp('')
+      const empty = (await client.query('SELECT id FROM "Doc"')).rowCount
+      await client.query("SELECT set_config('app.current_tenant', $1, true)", [tenant])
+      const own = (await client.query('SELECT id FROM "Doc"')).rows
+      return { empty, own }
+    })
+    expect(counts).toEqual({ empty: 0, own: [{ id: 'mine' }] })
+  })
+
+  it('grants the app role DML and sequence USAGE on tenant tables, never TRUNCATE, REFERENCES or TRIGGER, and only SELECT on shared ones', async () => {
+    const script = render(`model Counter {\n  id Int @id @default(autoincrement())\n  tenantId String ${tenantDefault} @map("tenant_id")\n  @@index([tenantId])\n}\nmodel Unit {\n  code String @id\n}`, 'policy_grantee')
+    const privileges = await inRolledBackTransaction(async (client) => {
+      await client.query('CREATE ROLE policy_grantee NOLOGIN')
+      await client.query(`CREATE TABLE "Counter" (id SERIAL PRIMARY KEY, tenant_id text NOT NULL)`)
+      await client.query(`CREATE TABLE "Unit" (code text PRIMARY KEY)`)
+      await client.query(`GRANT ALL ON "Counter" TO policy_grantee`)
+      await client.query(script)
+      const { rows } = await client.query<{ table: string; privilege: string }>(`
+        SELECT t.name AS table, p.privilege FROM (VALUES ('"Counter"'), ('"Unit"')) AS t(name),
+          unnest(ARRAY['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) AS p(privilege)
+        WHERE has_table_privilege('policy_grantee', t.name, p.privilege) ORDER BY 1, 2`)
+      const sequence = (await client.query(`SELECT has_sequence_privilege('policy_grantee', '"Counter_id_seq"', 'USAGE') AS usage`)).rows[0]
+      return { rows, sequence }
+    })
+    expect(privileges).toEqual({
+      rows: [
+        { table: '"Counter"', privilege: 'DELETE' },
+        { table: '"Counter"', privilege: 'INSERT' },
+        { table: '"Counter"', privilege: 'SELECT' },
+        { table: '"Counter"', privilege: 'UPDATE' },
+        { table: '"Unit"', privilege: 'SELECT' },
+      ],
+      sequence: { usage: true },
+    })
+  })
+})
+
+describe('classification and schema findings', () => {
+  it('classifies models with the tenant field as tenant tables, others as shared, and honours /// @tenancy.shared', () => {
+    const { models } = analyze(`model Plan {\n  id String @id\n}\n/// Global templates. @tenancy.shared\nmodel Template {\n  id String @id\n  tenantId String\n}\nmodel Invoice {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n  @@index([tenantId])\n  @@map("invoices")\n}`)
+    expect(models.map(({ model, table, class: kind, reason }) => ({ model, table, kind, reason }))).toEqual([
+      { model: 'Plan', table: 'Plan', kind: 'shared', reason: 'no tenantId field' },
+      { model: 'Template', table: 'Template', kind: 'shared', reason: 'marked @tenancy.shared' },
+      { model: 'Invoice', table: 'invoices', kind: 'tenant', reason: 'has tenantId (column tenant_id, text)' },
+    ])
+  })
+
+  it('finds nothing to report in the example schema', async () => {
+    const analysis = classifyModels(parseDatamodel([{ path: 'schema.prisma', content: await exampleSchema() }]), defaults)
+    expect(analysis.findings).toEqual([])
+  })
+
+  it('reports a tenant model without the tenant default, with the exact field line to write', () => {
+    const { findings } = analyze(`model Note {\n  id String @id\n  tenantId String @map("tenant_id")\n  @@index([tenantId])\n}`)
+    expect(findings.map((finding) => [finding.code, finding.fix])).toEqual([
+      ['TENANT_DEFAULT_MISSING', `In model Note, write the field as: tenantId String ${tenantDefault} @map("tenant_id")`],
+    ])
+  })
+
+  it('reports a tenant model without an index that leads with the tenant column', () => {
+    const { findings } = analyze(`model Note {\n  id String @id\n  tenantId String ${tenantDefault}\n  @@index([id, tenantId])\n}`)
+    expect(findings.map((finding) => [finding.code, finding.fix])).toEqual([
+      ['TENANT_INDEX_MISSING', 'In model Note, add: @@index([tenantId])  (or lead an existing @@id/@@unique/@@index with tenantId)'],
+    ])
+  })
+
+  it('reports a relation into a tenant table whose foreign key leaves the tenant column out', () => {
+    const { findings } = analyze(`model Folder {\n  id String @id\n  tenantId String ${tenantDefault}\n  files File[]\n  @@unique([tenantId, id])\n}\nmodel File {\n  id String @id\n  tenantId String ${tenantDefault}\n  folderId String\n  folder Folder @relation(fields: [folderId], references: [id])\n  @@index([tenantId])\n}`)
+    expect(findings.map((finding) => [finding.code, finding.model, finding.fix])).toEqual([
+      ['FOREIGN_KEY_WITHOUT_TENANT', 'File', 'Write the relation as @relation(fields: [tenantId, folderId], references: [tenantId, id]) and give Folder @@unique([tenantId, id]).'],
+    ])
+  })
+
+  it('refuses a schema where no model has the tenant field, with NO_TENANT_COLUMN', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-shared-only-'))
+    await mkdir(join(dir, 'prisma'))
+    await writeFile(join(dir, 'prisma', 'schema.prisma'), `datasource db {\n  provider = "postgresql"\n}\nmodel Plan {\n  id String @id\n}\n`)
+    const error = await checkPolicies({ cwd: dir }).catch((caught: unknown) => caught)
+    expect(isTenancyError(error, 'NO_TENANT_COLUMN')).toBe(true)
+    expect((error as Error).message).toContain('--tenant-field')
+  })
+})
+
+describe('adding a tenant model later', () => {
+  const attachment = `\nmodel Attachment {\n  id       String @id @default(uuid())\n  tenantId String ${tenantDefault} @map("tenant_id")\n  name     String\n\n  @@unique([tenantId, id])\n  @@map("attachments")\n}\n`
+  const databaseName = `${db.name}_later`
+  const url = withDatabase(db.adminUrl, databaseName)
+  let project: Awaited<ReturnType<typeof projectCopy>>
+  const cli = (...extra: string[]) => run(['generate', '--schema', project.schema, '--migrations', project.migrations, ...extra])
+
+  beforeAll(async () => {
+    project = await projectCopy()
+    await writeFile(project.schema, `${await exampleSchema()}${attachment}`)
+    await migrateDev({ cwd: project.dir, databaseUrl: url, name: 'attachments' })
+  })
+  afterAll(() => dropDatabase(db.adminUrl, databaseName))
+
+  it('makes generate --check exit 1, naming the table without a policy migration', async () => {
+    const result = await cli('--check')
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('attachments (model Attachment): no policy migration')
+    expect(result.stderr).not.toContain('tasks (model Task)')
+  })
+
+  it('makes generate write a migration for the new table only', async () => {
+    const result = await generatePolicies({ cwd: project.dir, now: new Date('2030-01-01T00:00:00Z') })
+    expect(result.created).toBe('20300101000000_rls')
+    const script = await readFile(join(project.migrations, '20300101000000_rls', 'migration.sql'), 'utf8')
+    expect(script.split('\n').filter((line) => line.startsWith('-- prisma-tenancy:table'))).toEqual([
+      '-- prisma-tenancy:table {"kind":"tenant","schema":null,"table":"attachments","column":"tenant_id","type":"text","setting":"app.current_tenant","grants":[]}',
+    ])
+    expect(script).not.toContain('"tasks"')
+  })
+
+  it('lets generate --check pass afterwards', async () => {
+    const result = await cli('--check')
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('Policies are up to date.')
+  })
+
+  it('writes nothing when generate runs again, and says so', async () => {
+    const result = await cli('--json')
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ created: null, upToDate: true })
+    expect(result.stderr).toContain('nothing written')
+  })
+
+  it('isolates the new table once the migration is deployed', async () => {
+    await migrateDeploy({ cwd: project.dir, databaseUrl: url })
+    await grantAppRole(url, db.appRole.name)
+    await withClient(url, (client) => client.query(`INSERT INTO "Tenant" (id, name) VALUES ('a', 'a'), ('b', 'b'); INSERT INTO attachments (id, tenant_id, name) VALUES ('x', 'a', 'x')`))
+    const appUrl = new URL(db.appUrl)
+    appUrl.pathname = `/${databaseName}`
+    const seen = await withClient(appUrl.toString(), async (client) => {
+      await client.query('BEGIN')
+      await client.query("SELECT set_config('app.current_tenant', 'b', true)")
+      return (await client.query('SELECT id FROM attachments')).rowCount
+    })
+    expect(seen).toBe(0)
+  })
+})
+
+describe('a tenant field that goes away', () => {
+  const note = (field: string, doc = '') => `datasource db {\n  provider = "postgresql"\n}\n${doc}model Note {\n  id String @id\n${field}}\n`
+  const withField = `  tenantId String ${tenantDefault} @map("tenant_id")\n  @@index([tenantId])\n`
+
+  async function noteProject(): Promise<{ dir: string; schema: string }> {
+    const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-note-'))
+    await mkdir(join(dir, 'prisma', 'migrations', '20200101000000_init'), { recursive: true })
+    await writeFile(join(dir, 'prisma', 'migrations', '20200101000000_init', 'migration.sql'), 'CREATE TABLE "Note" ("id" TEXT NOT NULL, "tenant_id" TEXT NOT NULL, CONSTRAINT "Note_pkey" PRIMARY KEY ("id"));\n')
+    const schema = join(dir, 'prisma', 'schema.prisma')
+    await writeFile(schema, note(withField))
+    await generatePolicies({ cwd: dir, now: new Date('2020-01-02T00:00:00Z') })
+    return { dir, schema }
+  }
+
+  it('is reported, and fails the check, when the model loses the field', async () => {
+    const { dir, schema } = await noteProject()
+    await writeFile(schema, note(''))
+    const result = await checkPolicies({ cwd: dir })
+    expect(result.upToDate).toBe(false)
+    expect(result.findings.map((finding) => finding.code)).toEqual(['TENANT_FIELD_REMOVED'])
+  })
+
+  it('is reported when the tenant column is renamed', async () => {
+    const { dir, schema } = await noteProject()
+    await writeFile(schema, note(withField.replace('@map("tenant_id")', '@map("org_id")')))
+    const result = await checkPolicies({ cwd: dir })
+    expect(result.findings.map((finding) => finding.code)).toEqual(['TENANT_COLUMN_CHANGED'])
+    expect(result.pending).toMatchObject([{ table: 'Note', reason: 'changed', detail: 'column tenant_id → org_id' }])
+  })
+
+  it('generates the removal of the policies once the model is marked /// @tenancy.shared', async () => {
+    const { dir, schema } = await noteProject()
+    await writeFile(schema, note(withField, '/// @tenancy.shared\n'))
+    const result = await generatePolicies({ cwd: dir, now: new Date('2020-01-03T00:00:00Z') })
+    const script = await readFile(join(dir, 'prisma', 'migrations', result.created ?? '', 'migration.sql'), 'utf8')
+    expect(script).toContain('ALTER TABLE "Note" DISABLE ROW LEVEL SECURITY;')
+    expect((await checkPolicies({ cwd: dir })).upToDate).toBe(true)
+    const rls = await inRolledBackTransaction(async (client) => {
+      for (const folder of (await readdir(join(dir, 'prisma', 'migrations'))).filter((name) => /^\d/.test(name)).sort()) {
+        await client.query(await readFile(join(dir, 'prisma', 'migrations', folder, 'migration.sql'), 'utf8'))
+      }
+      return (await client.query(`SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = '"Note"'::regclass`)).rows[0]
+    })
+    expect(rls).toEqual({ relrowsecurity: false, relforcerowsecurity: false })
   })
 })

@@ -19,6 +19,12 @@ export interface ModelClassification extends TableName {
   reason: string
 }
 
+export interface SharedTable extends TableName {
+  model: string
+  /** Shared by the doc-comment marker (rather than for lack of the tenant field). */
+  marked: boolean
+}
+
 export interface TenantTable extends TableName {
   model: string
   column: string
@@ -47,13 +53,21 @@ export interface Finding {
 export interface SchemaAnalysis {
   models: ModelClassification[]
   tenantTables: TenantTable[]
-  sharedTables: (TableName & { model: string })[]
+  sharedTables: SharedTable[]
   findings: Finding[]
 }
 
 export interface ClassifyOptions {
   tenantField: string
   setting: string
+}
+
+export function noTenantColumnError(tenantField: string, setting: string, models: string[]): TenancyError {
+  return new TenancyError(
+    'NO_TENANT_COLUMN',
+    `No model in the schema has the tenant field \`${tenantField}\`, so there is no table to protect. Add it to every tenant model, e.g. \`${tenantField} String @default(dbgenerated("${tenantDefaultExpression(setting, 'text')}")) @map("tenant_id")\`, or pass --tenant-field <name> if your field is named differently.`,
+    { details: { tenantField, models } },
+  )
 }
 
 export function tableName(model: DmmfModel): TableName {
@@ -117,27 +131,19 @@ function hasTenantDefault(field: DmmfField, setting: string): boolean {
 export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): SchemaAnalysis {
   const { tenantField, setting } = options
   const byName = new Map(datamodel.models.map((model) => [model.name, model]))
-  const withField = datamodel.models.filter((model) => model.fields.some((field) => field.name === tenantField && field.kind !== 'object'))
-  if (withField.length === 0) {
-    throw new TenancyError(
-      'NO_TENANT_COLUMN',
-      `No model in the schema has the tenant field \`${tenantField}\`, so there is no table to protect. Add it to every tenant model, e.g. \`${tenantField} String @default(dbgenerated("${tenantDefaultExpression(setting, 'text')}")) @map("tenant_id")\`, or pass --tenant-field <name> if your field is named differently.`,
-      { details: { tenantField, models: datamodel.models.map((model) => model.name) } },
-    )
-  }
   const models: ModelClassification[] = []
   const tenantTables: TenantTable[] = []
-  const sharedTables: (TableName & { model: string })[] = []
+  const sharedTables: SharedTable[] = []
   const findings: Finding[] = []
   const tenantModels = new Set<string>()
 
   for (const model of datamodel.models) {
     const name = tableName(model)
     const field = model.fields.find((candidate) => candidate.name === tenantField && candidate.kind !== 'object')
-    if (field === undefined || isMarkedShared(model)) {
-      const reason = field === undefined ? `no ${tenantField} field` : `marked ${SHARED_MARKER}`
-      models.push({ model: model.name, ...name, class: 'shared', reason })
-      sharedTables.push({ model: model.name, ...name })
+    const marked = isMarkedShared(model)
+    if (field === undefined || marked) {
+      models.push({ model: model.name, ...name, class: 'shared', reason: marked ? `marked ${SHARED_MARKER}` : `no ${tenantField} field` })
+      sharedTables.push({ model: model.name, ...name, marked })
       continue
     }
     const columnType = tenantColumnType(model, field)

@@ -3,7 +3,7 @@ import { readSchemaFiles, resolveProject } from '../config/project-config.js'
 import { TenancyError } from '../errors.js'
 import { parseMigrationName } from '../migrate/migrate.js'
 import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
-import { classifyModels, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
+import { classifyModels, noTenantColumnError, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
 import { readPolicyHistory, tableKey } from './policy-history.js'
 import { ACCESS_POLICY, ISOLATION_POLICY, quoteTable, renderPolicyMigration, type PolicyPlan } from './policy-sql.js'
 import { parseDatamodel } from './prisma-schema.js'
@@ -79,6 +79,12 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
   const project = await resolveProject(options)
   const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField, setting })
   const history = await readPolicyHistory(project.migrationsDir)
+  // Without the field anywhere, the option or the schema is wrong, unless the field was removed after policies were made (reported below).
+  if (analysis.tenantTables.length === 0 && !analysis.sharedTables.some((table) => table.marked)) {
+    if (![...history.tables.values()].some((recorded) => recorded.record.kind === 'tenant')) {
+      throw noTenantColumnError(tenantField, setting, analysis.models.map((model) => model.model))
+    }
+  }
   const findings = [...analysis.findings]
   const pending: PendingTable[] = []
   const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [] }
@@ -125,12 +131,11 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
     else if (appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)) include(table, 'grant', `no grants to ${appRole} yet`)
   }
 
-  const sharedModels = new Map(analysis.models.filter((model) => model.class === 'shared').map((model) => [tableKey(model), model]))
   for (const table of analysis.sharedTables) {
     const recorded = history.tables.get(tableKey(table))
     const name = qualifiedName(table)
     if (recorded?.record.kind === 'tenant') {
-      if (sharedModels.get(tableKey(table))?.reason.startsWith('marked') === true) {
+      if (table.marked) {
         pending.push({ table: name, model: table.model, reason: 'unshared', detail: `marked ${SHARED_MARKER}: its tenant policies are removed` })
         plan.liftedTables.push(table)
         if (appRole !== undefined) plan.sharedTables.push(table)
