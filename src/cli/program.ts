@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { generateCommand } from './commands/generate.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
+import { verifyCommand } from './commands/verify.js'
 import { exitCodes, formatError, processIo, type CliIo } from './output.js'
 
 type Action = (io: CliIo) => Promise<number>
@@ -58,6 +59,21 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--json', 'print the result as JSON on stdout')
     .action((options) => {
       action = (cliIo) => generateCommand(options, cliIo)
+    })
+
+  program
+    .command('verify')
+    .description('prove every tenant table is isolated for the app role: catalog checks and rolled-back probes (exit 1 when a check fails)')
+    .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
+    .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
+    .option('--database-url <url>', 'database to verify (overrides the config and DATABASE_URL)')
+    .option('--role <role>', 'the role the application connects as (default: the connecting user)')
+    .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
+    .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
+    .option('--no-probes', 'catalog checks only; skip the behavioural probes')
+    .option('--json', 'print the report as JSON on stdout (the readable report still goes to stderr)')
+    .action((options) => {
+      action = (cliIo) => verifyCommand(options, cliIo)
     })
 
   try {

@@ -1,0 +1,320 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import type pg from 'pg'
+import { quoteIdent } from '../database/sql-identifiers.js'
+import type { Catalog, Column, Relation } from './catalog.js'
+import type { CheckId, CheckResult, CheckStatus } from './report.js'
+import { qualify, type TableRef } from './static-checks.js'
+
+/** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason. */
+class NotProbed extends Error {}
+
+type Row = Record<string, string | null>
+type Outcome = { ok: true; rowCount: number } | { ok: false; code: string; message: string }
+
+const rlsViolation = '42501'
+
+/**
+ * Proves isolation by behaviour, as the application role, inside one
+ * transaction that is always rolled back: for each tenant table a row is
+ * written as tenant A, then tenant B (and no tenant at all) tries to read,
+ * change, delete, forge and receive it. Every attempt runs under a savepoint
+ * that is rolled back, so the probes leave nothing behind (sequences aside).
+ */
+export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantTables: TableRef[], setting: string): Promise<{ results: CheckResult[]; probed: string[] }> {
+  const results: CheckResult[] = []
+  const probed: string[] = []
+  const role = catalog.role.name
+  const byName = new Map(catalog.relations.map((relation) => [qualify(relation.schema, relation.name), relation]))
+  const byOid = new Map(catalog.relations.map((relation) => [relation.oid, relation]))
+  const columnsOf = new Map<number, Column[]>()
+  for (const column of catalog.columns) columnsOf.set(column.relid, [...(columnsOf.get(column.relid) ?? []), column])
+  const targets = tenantTables
+    .map((ref) => ({ ref, relation: byName.get(qualify(ref.schema, ref.table)) }))
+    .filter((target): target is { ref: TableRef; relation: Relation } => target.relation !== undefined && ['r', 'p'].includes(target.relation.kind))
+  const tenantColumnOf = new Map(targets.map(({ ref, relation }) => [relation.oid, ref.column!]))
+  const ids = tenantIds(targets.map(({ relation, ref }) => columnsOf.get(relation.oid)?.find((column) => column.name === ref.column)))
+
+  let savepoints = 0
+  const attempt = async (sql: string, params: unknown[], keep = false): Promise<Outcome & { rows: Row[] }> => {
+    const savepoint = `probe_${++savepoints}`
+    await client.query(`SAVEPOINT ${savepoint}`)
+    try {
+      const result = await client.query(sql, params)
+      await client.query(keep ? `RELEASE SAVEPOINT ${savepoint}` : `ROLLBACK TO SAVEPOINT ${savepoint}`)
+      return { ok: true, rowCount: result.rowCount ?? 0, rows: result.rows as Row[] }
+    } catch (error) {
+      await client.query(`ROLLBACK TO SAVEPOINT ${savepoint}`)
+      const { code, message } = error as { code?: string; message: string }
+      return { ok: false, code: code ?? 'unknown', message, rows: [] }
+    }
+  }
+  const setTenant = (tenant: string) => client.query('SELECT set_config($1, $2, true)', [setting, tenant])
+  const switchRole = catalog.role.name !== (await client.query<{ user: string }>('SELECT current_user AS user')).rows[0]!.user
+  const asApp = () => (switchRole ? client.query(`SET LOCAL ROLE ${quoteIdent(role)}`) : Promise.resolve())
+  const asSession = () => (switchRole ? client.query('RESET ROLE') : Promise.resolve())
+
+  const quoteTable = (relation: Relation) => `${quoteIdent(relation.schema)}.${quoteIdent(relation.name)}`
+  const returning = (relation: Relation) => (columnsOf.get(relation.oid) ?? []).map((column) => `${quoteIdent(column.name)}::text AS ${quoteIdent(column.name)}`).join(', ')
+
+  const sharedRows = new Map<string, Row>()
+  const probeRows = new Map<number, Map<string, Row>>()
+
+  /** Values for a new row: fixed ones, foreign-key parents, then generated values for required columns without a default. */
+  const buildRow = async (relation: Relation, fixed: Row, tenant: string | null, depth = 0): Promise<Row> => {
+    if (depth > 8) throw new NotProbed(`foreign keys from ${qualify(relation.schema, relation.name)} nest too deep to fill automatically`)
+    const columns = columnsOf.get(relation.oid) ?? []
+    const row: Row = { ...fixed }
+    const tenantColumn = tenantColumnOf.get(relation.oid)
+    for (const fk of catalog.foreignKeys.filter((candidate) => candidate.relid === relation.oid)) {
+      const names = fk.columns.map((num) => columns.find((column) => column.num === num)!)
+      if (!names.some((column) => column.notNull && column.name !== tenantColumn)) {
+        if (!names.some((column) => column.name === tenantColumn && column.notNull && tenant !== null)) continue
+      }
+      const parent = byOid.get(fk.refRelid)
+      const parentColumns = columnsOf.get(fk.refRelid) ?? []
+      if (parent === undefined) throw new NotProbed(`foreign key ${fk.name} points at a relation the verifier cannot see`)
+      const parentName = qualify(parent.schema, parent.name)
+      let parentRow: Row | undefined
+      if (tenantColumnOf.has(parent.oid)) {
+        parentRow = probeRows.get(parent.oid)?.get(tenant ?? ids.a)
+        if (parentRow === undefined) throw new NotProbed(`it needs a row in ${parentName} (foreign key ${fk.name}), which could not be probed`)
+      } else {
+        const fixedParent: Row = {}
+        fk.columns.forEach((num, index) => {
+          const name = columns.find((column) => column.num === num)?.name
+          const parentName = parentColumns.find((column) => column.num === fk.refColumns[index])?.name
+          if (name !== undefined && parentName !== undefined && name === tenantColumn && tenant !== null) fixedParent[parentName] = tenant
+        })
+        parentRow = await sharedRow(parent, fixedParent, depth + 1)
+        // The other probe tenant needs its registry row too, or moving a row to it fails on the key, not on the policy.
+        const mapped = Object.keys(fixedParent)
+        if (mapped.length > 0) await sharedRow(parent, Object.fromEntries(mapped.map((key) => [key, tenant === ids.a ? ids.b : ids.a])), depth + 1)
+      }
+      fk.columns.forEach((num, index) => {
+        const name = columns.find((column) => column.num === num)!.name
+        const parentColumn = parentColumns.find((column) => column.num === fk.refColumns[index])!.name
+        if (name === tenantColumn && (tenant === null || name in row)) return
+        row[name] = parentRow[parentColumn] ?? null
+      })
+    }
+    for (const column of columns) {
+      if (column.name in row || column.generated || column.hasDefault || !column.notNull) continue
+      if (column.name === tenantColumn) continue
+      row[column.name] = generatedValue(column, relation)
+    }
+    return row
+  }
+
+  const insertSql = (relation: Relation, row: Row) => {
+    const columns = columnsOf.get(relation.oid) ?? []
+    const names = Object.keys(row)
+    const values = names.map((name, index) => `$${index + 1}::${columns.find((column) => column.name === name)!.type}`)
+    return {
+      sql: names.length === 0 ? `INSERT INTO ${quoteTable(relation)} DEFAULT VALUES RETURNING ${returning(relation)}` : `INSERT INTO ${quoteTable(relation)} (${names.map(quoteIdent).join(', ')}) VALUES (${values.join(', ')}) RETURNING ${returning(relation)}`,
+      params: Object.values(row),
+    }
+  }
+
+  /** Rows in shared parents (the tenant registry, lookups) are written as the connecting user, not the app role. */
+  const sharedRow = async (relation: Relation, fixed: Row, depth: number): Promise<Row> => {
+    const key = `${relation.oid}:${JSON.stringify(fixed)}`
+    const cached = sharedRows.get(key)
+    if (cached !== undefined) return cached
+    await asSession()
+    try {
+      const { sql, params } = insertSql(relation, await buildRow(relation, fixed, null, depth))
+      const outcome = await attempt(sql, params, true)
+      if (!outcome.ok) throw new NotProbed(`it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.message}`)
+      sharedRows.set(key, outcome.rows[0]!)
+      return outcome.rows[0]!
+    } finally {
+      await asApp()
+    }
+  }
+
+  const keyOf = (relation: Relation): string[] => {
+    const indexes = catalog.indexes.filter((index) => index.relid === relation.oid && index.unique && !index.partial && !index.columns.includes(0))
+    const key = indexes.find((index) => index.primary) ?? indexes[0]
+    if (key === undefined) throw new NotProbed('it has no primary key or unique index to find the probe row by')
+    const columns = columnsOf.get(relation.oid) ?? []
+    return key.columns.map((num) => columns.find((column) => column.num === num)!.name)
+  }
+
+  await client.query('BEGIN')
+  try {
+    // A probe must never wait behind the application's locks.
+    await client.query("SET LOCAL lock_timeout = '5s'")
+    if (switchRole) {
+      const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
+      if (!outcome.ok) {
+        for (const { ref } of targets)
+          results.push(result('not-probed', 'warn', qualify(ref.schema, ref.table), `Not probed: ${catalog.sessionUser} cannot act as ${role} (${outcome.message}).`, `Connect as ${role}, or as a role that is a member of it, to run the behavioural probes.`))
+        return { results, probed }
+      }
+    }
+    for (const { ref, relation } of orderByForeignKeys(targets, catalog)) {
+      const name = qualify(ref.schema, ref.table)
+      const column = ref.column!
+      const tenantType = (columnsOf.get(relation.oid) ?? []).find((candidate) => candidate.name === column)?.type ?? 'text'
+      try {
+        const key = keyOf(relation)
+        await setTenant(ids.a)
+        const rowA = await buildRow(relation, { [column]: ids.a }, ids.a)
+        const insertA = insertSql(relation, rowA)
+        const written = await attempt(insertA.sql, insertA.params, true)
+        if (!written.ok) throw new NotProbed(`writing a row as tenant A failed: ${written.message}`)
+        const stored = written.rows[0]!
+        probeRows.set(relation.oid, new Map([[ids.a, stored]]))
+        const columns = columnsOf.get(relation.oid) ?? []
+        const where = key.map((keyColumn, index) => `${quoteIdent(keyColumn)} = $${index + 1}::${columns.find((candidate) => candidate.name === keyColumn)!.type}`).join(' AND ')
+        const keyValues = key.map((keyColumn) => stored[keyColumn])
+        const table = quoteTable(relation)
+        const visible = async () => {
+          const outcome = await attempt(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`, keyValues)
+          return outcome.ok ? Number((outcome.rows[0] as unknown as { n: number }).n) : 0
+        }
+        // A second row with fresh generated keys and tenant A's parents; null leaves the tenant column to its default.
+        const forged = async (tenant: string | null) => {
+          const fresh = await buildRow(relation, tenant === null ? {} : { [column]: tenant }, ids.a)
+          // No RETURNING: it would add the SELECT policies' check on the new row and hide a weak WITH CHECK.
+          const insert = insertSql(relation, fresh)
+          return attempt(insert.sql.replace(/ RETURNING [\s\S]*$/, ''), insert.params)
+        }
+
+        await setTenant(ids.b)
+        const seen = await visible()
+        results.push(seen === 0 ? result('probe-read', 'pass', name, "tenant B does not see tenant A's row") : result('probe-read', 'fail', name, `Tenant B sees tenant A's row (${seen} row(s)).`, 'Fix the failing static checks for this table; the policies do not filter by tenant.'))
+
+        const update = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
+        results.push(
+          !update.ok || update.rowCount === 0 ? result('probe-update', 'pass', name, "tenant B's UPDATE does not reach tenant A's row") : result('probe-update', 'fail', name, "Tenant B's UPDATE changed tenant A's row.", 'The UPDATE policy USING clause must compare the tenant column with the setting.'),
+        )
+        const remove = await attempt(`DELETE FROM ${table} WHERE ${where}`, keyValues)
+        results.push(
+          !remove.ok || remove.rowCount === 0 ? result('probe-delete', 'pass', name, "tenant B's DELETE does not reach tenant A's row") : result('probe-delete', 'fail', name, "Tenant B's DELETE removed tenant A's row.", 'The DELETE policy USING clause must compare the tenant column with the setting.'),
+        )
+        results.push(refusal('probe-insert', name, await forged(ids.a), 'tenant B cannot insert a row carrying tenant A', "Tenant B inserted a row carrying tenant A's id.", 'The INSERT policy WITH CHECK must compare the tenant column with the setting.'))
+
+        await setTenant(ids.a)
+        const move = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = $${key.length + 1}::${tenantType} WHERE ${where}`, [...keyValues, ids.b])
+        results.push(
+          move.ok && move.rowCount === 0
+            ? result('probe-move', 'pass', name, 'tenant A cannot move its row to tenant B')
+            : refusal('probe-move', name, move, 'tenant A cannot move its row to tenant B', 'Tenant A moved its row into tenant B.', 'The UPDATE policy WITH CHECK must compare the tenant column with the setting.'),
+        )
+
+        await setTenant('')
+        const problems: string[] = []
+        let status: CheckStatus = 'pass'
+        if ((await visible()) > 0) {
+          problems.push('reads return the row')
+          status = 'fail'
+        }
+        const noTenantUpdate = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
+        if (noTenantUpdate.ok && noTenantUpdate.rowCount > 0) {
+          problems.push('an UPDATE changes it')
+          status = 'fail'
+        }
+        const explicit = refusal('probe-no-tenant', name, await forged(ids.a), '', 'an INSERT naming tenant A succeeds', '')
+        if (explicit.status !== 'pass') {
+          problems.push(explicit.status === 'fail' ? 'an INSERT naming tenant A succeeds' : `an INSERT naming tenant A was refused by ${explicit.message}, not by a policy`)
+          if (explicit.status === 'fail' || status === 'pass') status = explicit.status
+        }
+        const defaulted = await forged(null)
+        if (defaulted.ok) {
+          problems.push(`an INSERT taking ${column} from its default succeeds`)
+          status = 'fail'
+        }
+        results.push(
+          status === 'pass'
+            ? result('probe-no-tenant', 'pass', name, 'with no tenant set, reads return nothing and writes are refused')
+            : result('probe-no-tenant', status, name, `With no tenant set, ${problems.join('; ')}.`, `Compare with NULLIF(current_setting('${setting}', true), '') so an unset tenant matches nothing.`),
+        )
+        probed.push(name)
+      } catch (error) {
+        if (!(error instanceof NotProbed)) throw error
+        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.'))
+      }
+    }
+  } finally {
+    await client.query('ROLLBACK')
+  }
+  return { results, probed }
+
+  function generatedValue(column: Column, relation: Relation): string {
+    const value = valueFor(column)
+    if (value === undefined) throw new NotProbed(`required column ${column.name} (${column.type}) of ${qualify(relation.schema, relation.name)} has no default, and the verifier cannot make up a value of that type`)
+    return value
+  }
+}
+
+function result(check: CheckId, status: CheckStatus, table: string, message: string, fix = ''): CheckResult {
+  return { check, status, table, message, fix }
+}
+
+/** A write that must be refused: by a policy is a pass, by anything else proves nothing about the policy. */
+function refusal(check: CheckId, table: string, outcome: Outcome, passed: string, succeeded: string, fix: string): CheckResult {
+  if (outcome.ok) return outcome.rowCount === 0 ? result(check, 'pass', table, passed) : result(check, 'fail', table, succeeded, fix)
+  if (outcome.code === rlsViolation) return result(check, 'pass', table, `${passed} (refused by row-level security)`)
+  return result(check, 'warn', table, `${outcome.message} (SQLSTATE ${outcome.code})`, 'Refused by another constraint before the policy could decide: the static checks are the proof for this table.')
+}
+
+function tenantIds(columns: (Column | undefined)[]): { a: string; b: string } {
+  if (columns.some((column) => column?.category === 'N')) {
+    const base = 2_000_000_000 + (randomBytes(2).readUInt16BE() % 10_000) * 2
+    return { a: String(base), b: String(base + 1) }
+  }
+  // uuids are valid text ids too
+  return { a: randomUUID(), b: randomUUID() }
+}
+
+function valueFor(column: Column): string | undefined {
+  const length = /\((\d+)\)/.exec(column.type)?.[1]
+  const text = `p${randomBytes(8).toString('hex')}`.slice(0, length === undefined ? 17 : Number(length))
+  switch (column.baseType) {
+    case 'uuid':
+      return randomUUID()
+    case 'json':
+    case 'jsonb':
+      return '{}'
+    case 'bytea':
+      return '\\x00'
+    case 'inet':
+    case 'cidr':
+      return '127.0.0.1'
+  }
+  switch (column.category) {
+    case 'S':
+      return text
+    case 'N':
+      return String(1 + (randomBytes(2).readUInt16BE() % 30_000))
+    case 'B':
+      return 'false'
+    case 'D':
+      return column.baseType === 'time' || column.baseType === 'timetz' ? '12:00:00' : new Date().toISOString()
+    case 'E':
+      return column.firstEnumLabel ?? undefined
+    case 'A':
+      return '{}'
+  }
+  return undefined
+}
+
+/** Tenant tables ordered so foreign-key parents come before their children. */
+function orderByForeignKeys<T extends { relation: Relation }>(targets: T[], catalog: Catalog): T[] {
+  const byOid = new Map(targets.map((target) => [target.relation.oid, target]))
+  const ordered: T[] = []
+  const state = new Map<number, 'visiting' | 'done'>()
+  const visit = (target: T) => {
+    if (state.get(target.relation.oid) !== undefined) return
+    state.set(target.relation.oid, 'visiting')
+    for (const fk of catalog.foreignKeys) {
+      const parent = fk.relid === target.relation.oid ? byOid.get(fk.refRelid) : undefined
+      if (parent !== undefined && parent !== target) visit(parent)
+    }
+    state.set(target.relation.oid, 'done')
+    ordered.push(target)
+  }
+  for (const target of targets) visit(target)
+  return ordered
+}
