@@ -482,3 +482,49 @@ describe('a tenant field that goes away', () => {
     expect(rls).toEqual({ relrowsecurity: false, relforcerowsecurity: false })
   })
 })
+
+describe('prisma-tenancy generate', () => {
+  it('prints the classification of every model', async () => {
+    const project = await projectCopy()
+    const result = await run(['generate', '--check', '--schema', project.schema, '--migrations', project.migrations])
+    expect(result.code).toBe(0)
+    expect(result.stderr).toContain('shared Tenant: no tenantId field')
+    expect(result.stderr).toContain('tenant ProjectMember (table project_members): has tenantId (column tenant_id, text)')
+  })
+
+  it('exits 2 with CONFIG_INVALID for a setting name PostgreSQL would not accept as a custom setting', async () => {
+    const project = await projectCopy()
+    const result = await run(['generate', '--schema', project.schema, '--migrations', project.migrations, '--setting', 'current_tenant'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('error CONFIG_INVALID')
+  })
+
+  it('writes no policies for a tenant model that no migration creates yet, and says to run migrate dev first', async () => {
+    const project = await projectCopy()
+    await writeFile(project.schema, `${await exampleSchema()}\nmodel Label {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n  @@unique([tenantId, id])\n}\n`)
+    const result = await generatePolicies({ cwd: project.dir })
+    expect(result.created).toBeNull()
+    expect(result.upToDate).toBe(false)
+    expect(result.findings).toMatchObject([{ code: 'TABLE_NOT_MIGRATED', table: 'Label' }])
+    expect(result.findings[0]?.fix).toContain('migrate dev')
+  })
+
+  it('with --app-role on a project whose policies exist, writes the grants for every table, after which the check passes with or without the role', async () => {
+    const project = await projectCopy()
+    const options = ['--schema', project.schema, '--migrations', project.migrations]
+    const generated = await run(['generate', ...options, '--app-role', 'tenancy_app', '--json'])
+    const created = JSON.parse(generated.stdout) as { created: string }
+    const script = await readFile(join(project.migrations, created.created, 'migration.sql'), 'utf8')
+    expect(script.match(/^GRANT .*$/gm)).toEqual([
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON "Comment" TO "tenancy_app";',
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON "Project" TO "tenancy_app";',
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON "project_members" TO "tenancy_app";',
+      'GRANT SELECT, INSERT, UPDATE, DELETE ON "tasks" TO "tenancy_app";',
+      'GRANT SELECT ON "Country" TO "tenancy_app";',
+      'GRANT SELECT ON "Tenant" TO "tenancy_app";',
+    ])
+    expect((await run(['generate', '--check', ...options, '--app-role', 'tenancy_app'])).code).toBe(0)
+    expect((await run(['generate', '--check', ...options])).code).toBe(0)
+    expect((await run(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)
+  })
+})
