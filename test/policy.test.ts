@@ -527,4 +527,17 @@ describe('prisma-tenancy generate', () => {
     expect((await run(['generate', '--check', ...options])).code).toBe(0)
     expect((await run(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)
   })
+
+  it('with --check --strict, also exits 1 on warnings such as a tenant table without a leading tenant index', async () => {
+    const project = await projectCopy()
+    await writeFile(project.schema, `${await exampleSchema()}\nmodel Tag {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n}\n`)
+    await mkdir(join(project.migrations, '20290101000000_tags'))
+    await writeFile(join(project.migrations, '20290101000000_tags', 'migration.sql'), 'CREATE TABLE "Tag" ("id" TEXT NOT NULL, "tenant_id" TEXT NOT NULL, CONSTRAINT "Tag_pkey" PRIMARY KEY ("id"));\n')
+    const options = ['--schema', project.schema, '--migrations', project.migrations]
+    expect((await run(['generate', ...options])).code).toBe(0)
+    const lenient = await run(['generate', '--check', ...options])
+    expect(lenient.code).toBe(0)
+    expect(lenient.stderr).toContain('warning TENANT_INDEX_MISSING Tag')
+    expect((await run(['generate', '--check', '--strict', ...options])).code).toBe(1)
+  })
 })

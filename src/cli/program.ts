@@ -56,6 +56,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
+    .option('--strict', 'with --check, also exit 1 on warnings (missing tenant default or index, foreign keys without the tenant column)')
     .option('--json', 'print the result as JSON on stdout')
     .action((options) => {
       action = (cliIo) => generateCommand(options, cliIo)

@@ -4,6 +4,8 @@ import { exitCodes } from '../output.js'
 
 export interface GenerateCommandOptions extends GeneratePoliciesOptions {
   check?: boolean | undefined
+  /** With check: warnings (missing tenant default or index, foreign keys without the tenant column) fail too. */
+  strict?: boolean | undefined
   json?: boolean | undefined
 }
 
@@ -29,11 +31,12 @@ function describe(result: GeneratePoliciesResult, check: boolean): string {
   return lines.join('\n')
 }
 
-/** `generate`: writes the policy migration; with --check, only reports and exits 1 on drift. */
+/** `generate`: writes the policy migration; with --check, only reports and exits 1 on drift (and, with --strict, on warnings). */
 export async function generateCommand(options: GenerateCommandOptions, io: CliIo): Promise<number> {
   const check = options.check === true
   const result = check ? await checkPolicies(options) : await generatePolicies(options)
   if (options.json === true) io.stdout(JSON.stringify(result))
   io.stderr(describe(result, check))
-  return check && !result.upToDate ? exitCodes.failed : exitCodes.ok
+  const failed = !result.upToDate || (options.strict === true && result.findings.length > 0)
+  return check && failed ? exitCodes.failed : exitCodes.ok
 }
