@@ -1,6 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
 import { PrismaClient } from '../prisma/generated/client.js'
 import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyError } from '../src/index.js'
@@ -57,6 +57,13 @@ async function currentTenant(client: RawClient): Promise<string | null | undefin
 }
 
 describe('a client bound with forTenant', () => {
+  it('has the type of the client it came from, and is reused for the same tenant', () => {
+    expectTypeOf(acme).toEqualTypeOf(prisma)
+    expectTypeOf(acme.project.findFirstOrThrow).returns.resolves.toHaveProperty('tenantId').toEqualTypeOf<string>()
+    expect(prisma.forTenant('acme')).toBe(acme)
+    expect(prisma.forTenant('globex')).not.toBe(acme)
+  })
+
   it("reads only its tenant's rows", async () => {
     const projects = await acme.project.findMany({ include: { tasks: true } })
     expect(projects.map((project) => project.tenantId)).toEqual(['acme', 'acme', 'acme'])

@@ -31,6 +31,27 @@ const settingSchema = z
  * any SQL. The tenant is set by the adapter in the same round trip as the
  * query, in the query's own transaction.
  */
+/**
+ * Bound clients are immutable, so forTenant hands out the same one for the
+ * same tenant: building one ($extends) costs more than a query's round trip,
+ * and applications call forTenant per request.
+ */
+const boundClientCacheSize = 1000
+const boundClients = new WeakMap<object, Map<string, unknown>>()
+
+function bindTenant(client: object, tenantId: string): unknown {
+  return (client as { $extends: (extension: object) => unknown }).$extends({
+    name: 'prisma-tenancy:forTenant',
+    query: {
+      $allOperations({ args, query }: { args: unknown; query: (args: unknown) => Promise<unknown> }) {
+        // Awaited inside the scope: Prisma starts a request when its promise
+        // is awaited, and the request must start as this tenant.
+        return runWithTenant(tenantId, async () => await query(args))
+      },
+    },
+  })
+}
+
 export function tenancy(options: TenancyOptions = {}) {
   const parsedSetting = settingSchema.safeParse(options.setting ?? defaultTenantSetting)
   if (!parsedSetting.success) {
@@ -69,17 +90,23 @@ export function tenancy(options: TenancyOptions = {}) {
         /** A client whose every operation runs as `tenantId`, with the same models and methods. */
         forTenant<T>(this: T, tenantId: string): T {
           const id = validate(tenantId)
-          const bound = (Prisma.getExtensionContext(this) as unknown as { $extends: (extension: object) => unknown }).$extends({
-            name: 'prisma-tenancy:forTenant',
-            query: {
-              $allOperations({ args, query }: { args: unknown; query: (args: unknown) => Promise<unknown> }) {
-                // Awaited inside the scope: Prisma starts a request when its
-                // promise is awaited, and the request must start as this tenant.
-                return runWithTenant(id, async () => await query(args))
-              },
-            },
-          })
-          return bound as T
+          const self = Prisma.getExtensionContext(this) as unknown as object
+          let bound = boundClients.get(self)
+          if (bound === undefined) {
+            bound = new Map()
+            boundClients.set(self, bound)
+          }
+          const cached = bound.get(id)
+          if (cached !== undefined) {
+            // Most recently used last: the first key is the one to evict.
+            bound.delete(id)
+            bound.set(id, cached)
+            return cached as T
+          }
+          const client = bindTenant(self, id)
+          bound.set(id, client)
+          if (bound.size > boundClientCacheSize) bound.delete(bound.keys().next().value as string)
+          return client as T
         },
       },
       query: {

@@ -24,7 +24,7 @@ export function runWithTenant<T>(tenantId: string, fn: () => T): T {
     // Prisma's promises are lazy: the query starts when one is awaited. Start
     // it here, inside the scope, or `runWithTenant(id, () => prisma.x.findMany())`
     // would run when the caller awaits it, outside the tenant.
-    return isThenable(result) ? (new Promise((resolve, reject) => result.then(resolve, reject)) as T) : result
+    return !(result instanceof Promise) && isThenable(result) ? (new Promise((resolve, reject) => result.then(resolve, reject)) as T) : result
   })
 }
 
