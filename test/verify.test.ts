@@ -214,10 +214,43 @@ describe('verify fails with the check id naming the table', () => {
   })
 })
 
+describe('the behavioural probes catch what the catalogs cannot prove', () => {
+  it('probe-update and probe-delete: permissive UPDATE and DELETE policies without a tenant condition', async () => {
+    const report = await verifyBroken(
+      `DROP POLICY tenancy_isolation ON tasks; DROP POLICY tenancy_access ON tasks;
+       CREATE POLICY reads ON tasks FOR SELECT USING (${isolation('tasks')});
+       CREATE POLICY writes ON tasks FOR INSERT WITH CHECK (${isolation('tasks')});
+       CREATE POLICY changes ON tasks FOR UPDATE USING (true) WITH CHECK (true);
+       CREATE POLICY removals ON tasks FOR DELETE USING (true)`,
+    )
+    expect(failures(report, 'probe-update')).toEqual(['public.tasks'])
+    expect(failures(report, 'probe-delete')).toEqual(['public.tasks'])
+    expect(failures(report, 'policy-not-tenant-scoped')).toEqual(['public.tasks'])
+  })
+
+  it("probe-no-tenant: a policy comparing with the raw setting accepts rows for the empty tenant ''", async () => {
+    const raw = `tenant_id = current_setting('app.current_tenant', true)`
+    const report = await verifyBroken(
+      `ALTER TABLE "Project" DROP CONSTRAINT "Project_tenant_id_fkey";
+       DROP POLICY tenancy_isolation ON "Project"; DROP POLICY tenancy_access ON "Project";
+       CREATE POLICY raw ON "Project" FOR ALL USING (${raw}) WITH CHECK (${raw})`,
+    )
+    expect(failures(report, 'policy-not-tenant-scoped')).toEqual([])
+    expect(failures(report, 'probe-no-tenant')).toEqual(['public.Project'])
+    expect(report.results.find((result) => result.check === 'probe-no-tenant' && result.status === 'fail')?.message).toContain('default')
+  })
+})
+
 describe('verify warns without failing', () => {
   it('unique-not-tenant-scoped: a unique index without the tenant column', async () => {
     const report = await verifyBroken('CREATE UNIQUE INDEX project_name_key ON "Project" (name)')
     expect(report.results.filter((result) => result.check === 'unique-not-tenant-scoped' && result.status === 'warn').map((result) => result.table)).toEqual(['public.Project'])
+    expect(report.ok).toBe(true)
+  })
+
+  it('sequence-readable: a sequence the application role can advance', async () => {
+    const report = await verifyBroken('CREATE SEQUENCE invoice_numbers; GRANT USAGE ON SEQUENCE invoice_numbers TO tenancy_app')
+    expect(report.results.filter((result) => result.check === 'sequence-readable').map((result) => [result.status, result.table])).toEqual([['warn', 'public.invoice_numbers']])
     expect(report.ok).toBe(true)
   })
 

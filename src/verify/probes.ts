@@ -185,13 +185,19 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const seen = await visible()
         results.push(seen === 0 ? result('probe-read', 'pass', name, "tenant B does not see tenant A's row") : result('probe-read', 'fail', name, `Tenant B sees tenant A's row (${seen} row(s)).`, 'Fix the failing static checks for this table; the policies do not filter by tenant.'))
 
-        const update = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
+        // Also without a WHERE clause: a statement that reads no column needs no SELECT right, so only the
+        // UPDATE and DELETE policies stand between tenant B and the rows. With them right it touches nothing.
+        const targeted = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
+        const blindTarget = blindUpdate(relation, column, tenantType, ids.b)
+        const blind = await attempt(`UPDATE ${table} SET ${quoteIdent(blindTarget.column)} = $1::${blindTarget.type}`, [blindTarget.value])
+        const update = targeted.ok && targeted.rowCount > 0 ? targeted : blind
         results.push(
-          !update.ok || update.rowCount === 0 ? result('probe-update', 'pass', name, "tenant B's UPDATE does not reach tenant A's row") : result('probe-update', 'fail', name, "Tenant B's UPDATE changed tenant A's row.", 'The UPDATE policy USING clause must compare the tenant column with the setting.'),
+          !update.ok || update.rowCount === 0 ? result('probe-update', 'pass', name, "tenant B's UPDATE does not reach tenant A's row") : result('probe-update', 'fail', name, `Tenant B's UPDATE changed ${update.ok ? update.rowCount : 0} row(s) of other tenants.`, 'The UPDATE policy USING clause must compare the tenant column with the setting.'),
         )
-        const remove = await attempt(`DELETE FROM ${table} WHERE ${where}`, keyValues)
+        const targetedRemove = await attempt(`DELETE FROM ${table} WHERE ${where}`, keyValues)
+        const remove = targetedRemove.ok && targetedRemove.rowCount > 0 ? targetedRemove : await attempt(`DELETE FROM ${table}`, [])
         results.push(
-          !remove.ok || remove.rowCount === 0 ? result('probe-delete', 'pass', name, "tenant B's DELETE does not reach tenant A's row") : result('probe-delete', 'fail', name, "Tenant B's DELETE removed tenant A's row.", 'The DELETE policy USING clause must compare the tenant column with the setting.'),
+          !remove.ok || remove.rowCount === 0 ? result('probe-delete', 'pass', name, "tenant B's DELETE does not reach tenant A's row") : result('probe-delete', 'fail', name, `Tenant B's DELETE removed ${remove.ok ? remove.rowCount : 0} row(s) of other tenants.`, 'The DELETE policy USING clause must compare the tenant column with the setting.'),
         )
         results.push(refusal('probe-insert', name, await forged(ids.a), 'tenant B cannot insert a row carrying tenant A', "Tenant B inserted a row carrying tenant A's id.", 'The INSERT policy WITH CHECK must compare the tenant column with the setting.'))
 
@@ -241,6 +247,19 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
   }
   return { results, probed }
 
+  /** A column to overwrite with a constant that trips no key: an update reading no column at all. */
+  function blindUpdate(relation: Relation, tenantColumn: string, tenantType: string, tenantB: string): { column: string; type: string; value: string } {
+    const keyed = new Set([
+      ...catalog.foreignKeys.filter((fk) => fk.relid === relation.oid).flatMap((fk) => fk.columns),
+      ...catalog.indexes.filter((index) => index.relid === relation.oid && index.unique).flatMap((index) => index.columns),
+    ])
+    for (const column of columnsOf.get(relation.oid) ?? []) {
+      if (column.name === tenantColumn || column.generated || keyed.has(column.num)) continue
+      const value = valueFor(column)
+      if (value !== undefined) return { column: column.name, type: column.type, value }
+    }
+    return { column: tenantColumn, type: tenantType, value: tenantB }
+  }
   function generatedValue(column: Column, relation: Relation): string {
     const value = valueFor(column)
     if (value === undefined) throw new NotProbed(`required column ${column.name} (${column.type}) of ${qualify(relation.schema, relation.name)} has no default, and the verifier cannot make up a value of that type`)
