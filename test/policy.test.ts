@@ -353,6 +353,23 @@ describe('classification and schema findings', () => {
     ])
   })
 
+  it('suggests a uuid tenant default in the form PostgreSQL prints back, so migrate dev sees no drift after creating it', async () => {
+    const model = (field: string) => `model Doc {\n  id String @id\n  ${field}\n  @@index([tenantId])\n}\n`
+    const { findings } = analyze(model('tenantId String @db.Uuid @map("tenant_id")'))
+    const line = findings[0]?.fix.replace('In model Doc, write the field as: ', '') ?? ''
+    expect(line).toBe(`tenantId String @db.Uuid @default(dbgenerated("(NULLIF(current_setting('app.current_tenant'::text, true), ''::text))::uuid")) @map("tenant_id")`)
+    const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-uuid-'))
+    await mkdir(join(dir, 'prisma'))
+    await writeFile(join(dir, 'prisma', 'schema.prisma'), `datasource db {\n  provider = "postgresql"\n}\n${model(line)}`)
+    const url = withDatabase(db.adminUrl, `${db.name}_uuid`)
+    try {
+      expect((await migrateDev({ cwd: dir, databaseUrl: url, name: 'init' })).created).not.toBeNull()
+      expect((await migrateDev({ cwd: dir, databaseUrl: url, name: 'again' })).created).toBeNull()
+    } finally {
+      await dropDatabase(db.adminUrl, `${db.name}_uuid`)
+    }
+  })
+
   it('reports a tenant model without an index that leads with the tenant column', () => {
     const { findings } = analyze(`model Note {\n  id String @id\n  tenantId String ${tenantDefault}\n  @@index([id, tenantId])\n}`)
     expect(findings.map((finding) => [finding.code, finding.fix])).toEqual([

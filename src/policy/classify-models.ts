@@ -108,7 +108,8 @@ export function tenantDefaultExpression(setting: string, type: TenantColumnType)
 }
 
 function fieldLine(field: DmmfField, type: TenantColumnType, setting: string): string {
-  const native = field.nativeType === null || field.nativeType === undefined ? '' : ` @db.${field.nativeType[0]}`
+  const [nativeName, nativeArgs = []] = field.nativeType ?? []
+  const native = nativeName === undefined ? '' : ` @db.${nativeName}${nativeArgs.length === 0 ? '' : `(${nativeArgs.join(', ')})`}`
   const map = field.dbName === undefined || field.dbName === null ? '' : ` @map("${field.dbName}")`
   const expression = tenantDefaultExpression(setting, type).replaceAll('\\', '\\\\').replaceAll('"', '\\"')
   return `${field.name} ${field.type}${field.isRequired ? '' : '?'}${native} @default(dbgenerated("${expression}"))${map}`

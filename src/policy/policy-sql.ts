@@ -32,7 +32,8 @@ export function quoteTable({ schema, table }: TableName): string {
  * The tenant predicate. `current_setting(name, true)` is STABLE and answers
  * NULL when the setting was never made; after a transaction-local SET it
  * answers '' on that connection, which NULLIF turns into NULL too, so both
- * match no row and never raise a cast error. The scalar subquery makes the
+ * match no row and never raise a cast error (for text columns too: else an
+ * emptied setting would read and write rows whose tenant is ''). The scalar subquery makes the
  * planner evaluate it once per query (an InitPlan) instead of once per row.
  */
 export function tenantPredicate(column: string, type: TenantColumnType, setting: string): string {
@@ -40,7 +41,7 @@ export function tenantPredicate(column: string, type: TenantColumnType, setting:
   return `${quoteIdent(column)} = (SELECT ${type === 'text' ? value : `${value}::${type}`})`
 }
 
-export function recordFor(table: TenantTable, setting: string, appRole: string | null): PolicyRecord {
+function recordFor(table: TenantTable, setting: string, appRole: string | null): PolicyRecord {
   return {
     kind: 'tenant',
     schema: table.schema,
@@ -52,7 +53,7 @@ export function recordFor(table: TenantTable, setting: string, appRole: string |
   }
 }
 
-export function sharedRecordFor(table: TableName, appRole: string): PolicyRecord {
+function sharedRecordFor(table: TableName, appRole: string): PolicyRecord {
   return { kind: 'shared', schema: table.schema, table: table.table, grants: [appRole] }
 }
 
