@@ -149,6 +149,23 @@ describe('a client bound with forTenant', () => {
     expect(await admin.task.count({ where: { title: 'Gone' } })).toBe(0)
   })
 
+  it("runs nested transactions as savepoints of the outer one, with the tenant still set", async () => {
+    const seen = await acme.$transaction(async (tx) => {
+      const first = await tx.$transaction(async (inner) => currentTenant(inner))
+      await tx.project.create({ data: { name: 'Outer write' } })
+      const failure = await tx
+        .$transaction(async (inner) => {
+          await inner.project.create({ data: { name: 'Inner write' } })
+          throw new Error('roll back to the savepoint')
+        })
+        .catch((error: Error) => error.message)
+      const names = (await tx.project.findMany({ where: { name: { in: ['Outer write', 'Inner write'] } } })).map((project) => project.name)
+      return { first, failure, names, last: await currentTenant(tx) }
+    })
+    expect(seen).toEqual({ first: 'acme', failure: 'roll back to the savepoint', names: ['Outer write'], last: 'acme' })
+    await acme.project.deleteMany({ where: { name: 'Outer write' } })
+  })
+
   it('is not overridden by an enclosing runWithTenant: the explicit binding wins', async () => {
     await runWithTenant('globex', async () => {
       expect(await currentTenant(acme)).toBe('acme')
