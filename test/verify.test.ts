@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, describe, expect, inject, it } from 'vitest'
 import { runCli } from '../src/cli/program.js'
 import { grantAppRole, withClient } from '../src/database/admin.js'
@@ -150,6 +153,35 @@ describe('verify fails with the check id naming the table', () => {
     const report = await verifyBroken(`CREATE TABLE comment_archive () INHERITS ("Comment"); GRANT SELECT ON comment_archive TO tenancy_app`)
     expect(failures(report, 'partition-unprotected')).toEqual(['public.Comment'])
     expect(report.results.find((result) => result.check === 'partition-unprotected' && result.status === 'fail')?.message).toContain('public.comment_archive')
+  })
+
+  it('partition-unprotected: a partition of a partitioned tenant table without row-level security', async () => {
+    const schema = join(await mkdtemp(join(tmpdir(), 'verify-schema-')), 'schema.prisma')
+    const events = `
+model Event {
+  id       String
+  tenantId String @default(dbgenerated("current_setting('app.current_tenant'::text, true)")) @map("tenant_id")
+  name     String
+
+  @@id([tenantId, id])
+  @@map("events")
+}
+`
+    await writeFile(schema, `${await readFile('prisma/schema.prisma', 'utf8')}${events}`)
+    const { database } = await brokenDatabase(
+      `CREATE TABLE events (id text NOT NULL, tenant_id text NOT NULL DEFAULT current_setting('app.current_tenant', true), name text NOT NULL, PRIMARY KEY (tenant_id, id)) PARTITION BY LIST (tenant_id);
+       ALTER TABLE events ENABLE ROW LEVEL SECURITY; ALTER TABLE events FORCE ROW LEVEL SECURITY;
+       CREATE POLICY tenancy_isolation ON events AS RESTRICTIVE FOR ALL USING (${isolation('events')}) WITH CHECK (${isolation('events')});
+       CREATE POLICY tenancy_access ON events FOR ALL USING (${isolation('events')}) WITH CHECK (${isolation('events')});
+       CREATE TABLE events_acme PARTITION OF events FOR VALUES IN ('acme');
+       CREATE TABLE events_rest PARTITION OF events DEFAULT;
+       GRANT SELECT, INSERT, UPDATE, DELETE ON events, events_acme, events_rest TO tenancy_app`,
+    )
+    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name, schema })
+    expect(failures(report, 'partition-unprotected')).toEqual(['public.events'])
+    expect(report.results.find((result) => result.check === 'partition-unprotected' && result.status === 'fail')?.message).toContain('public.events_acme')
+    expect(failures(report, 'untracked-table')).toEqual([])
+    expect(report.probedTables).toContain('public.events')
   })
 
   it('immutable-policy-function: a policy calls an IMMUTABLE function', async () => {
