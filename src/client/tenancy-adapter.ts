@@ -12,13 +12,10 @@ export const defaultTenantSetting = 'app.current_tenant'
  * read here, when the query is asked for, and travels on the query config.
  */
 export class TenancyPool extends pg.Pool {
-  readonly tenancy: TenancySettings
-
   constructor(config: pg.PoolConfig, settings: TenancySettings) {
     const clientConfig: TenantPgClientConfig = { ...config, tenancy: settings }
     // pg-pool constructs `new Client(poolOptions)`; the settings ride along in them.
     super({ ...clientConfig, Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']> })
-    this.tenancy = settings
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -43,25 +40,31 @@ export interface TenancyAdapterOptions {
  * Connect it as the application role (no BYPASSRLS, not the table owner).
  */
 export class TenancyPg extends PrismaPg {
-  readonly pool: TenancyPool
+  /** The connection pool, for inspection and metrics (its connections refuse tenant-less queries). */
+  readonly pool: pg.Pool
+  readonly #settings: TenancySettings
+  #settingChosen = false
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
     const config = typeof connection === 'string' ? { connectionString: connection } : connection
-    const pool = new TenancyPool(config, { setting: defaultTenantSetting })
+    const settings = { setting: defaultTenantSetting }
+    const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool
+    this.#settings = settings
   }
 
   /** Called by the tenancy() extension: the setting its policies read. */
   useSetting(setting: string): void {
-    const current = this.pool.tenancy.setting
-    if (current !== setting && current !== defaultTenantSetting) {
+    const current = this.#settings.setting
+    if (this.#settingChosen && current !== setting) {
       throw new TenancyError(
         'CONFIG_INVALID',
         `This adapter already sets "${current}"; a second tenancy() extension asked for "${setting}". Use one setting name per adapter, or one adapter per client.`,
       )
     }
-    this.pool.tenancy.setting = setting
+    this.#settings.setting = setting
+    this.#settingChosen = true
   }
 }
 
