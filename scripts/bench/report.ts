@@ -6,8 +6,6 @@ export interface Report {
   results: Result[]
   /** Contenders that could not run, and why. */
   unavailable: Unavailable[]
-  /** Workloads that did not run, and why. */
-  skipped: { workload: string; reason: string }[]
 }
 
 function label(result: Result): string {
@@ -46,7 +44,6 @@ export function formatReport(report: Report): string {
     lines.push(format(rows[i]!))
   })
   for (const { contender, reason } of report.unavailable) lines.push(`not measured: ${contender}: ${reason}`)
-  for (const { workload, reason } of report.skipped) lines.push(`${workload}: not available: ${reason}`)
   lines.push('', 'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.')
   return lines.join('\n')
 }

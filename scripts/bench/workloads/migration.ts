@@ -1,12 +1,9 @@
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { resolveProject } from '../../../src/config/project-config.js'
 import { migrateDeploy } from '../../../src/migrate/migrate.js'
 import { createDatabase, dropDatabase } from '../../../src/database/admin.js'
 import { uniqueDatabaseName } from '../../../src/testing/test-server.js'
 import { createBenchDatabase, runSql, type BenchDatabase, type BenchRoles } from '../database.js'
 import { registerTenants } from '../fixtures.js'
+import { projectCopyWith } from '../project-copy.js'
 import { measureRounds } from '../measure.js'
 import { toResult, type Result, type WorkloadOutcome } from '../results.js'
 import type { Summary } from '../stats.js'
@@ -18,13 +15,18 @@ export interface MigrationSize {
   schemaPerTenantMax: number
 }
 
-const newMigration = '99990101000000_bench_new_tenant_table'
+/** A typical schema change: a column on a tenant table and a new tenant table (whose policies `generate` writes). */
+const newModel = `
+model Label {
+  id       String @id @default(uuid())
+  tenantId String @default(dbgenerated("current_setting('app.current_tenant'::text, true)")) @map("tenant_id")
+  name     String
 
-/**
- * A typical schema change: a column on a tenant table and a new tenant table
- * with its policies, in the shape `prisma-tenancy generate` writes them.
- */
-const newMigrationSql = `-- Benchmark: a schema change applied once for all tenants.
+  @@unique([tenantId, id])
+}
+`
+
+const newTablesSql = `-- Benchmark: a schema change applied once for all tenants.
 ALTER TABLE "tasks" ADD COLUMN "priority" INTEGER NOT NULL DEFAULT 0;
 
 CREATE TABLE "Label" (
@@ -34,15 +36,6 @@ CREATE TABLE "Label" (
     CONSTRAINT "Label_pkey" PRIMARY KEY ("id")
 );
 CREATE UNIQUE INDEX "Label_tenant_id_id_key" ON "Label"("tenant_id", "id");
-ALTER TABLE "Label" ADD CONSTRAINT "Label_tenant_id_fkey" FOREIGN KEY ("tenant_id") REFERENCES "Tenant"("id") ON DELETE RESTRICT ON UPDATE CASCADE;
-ALTER TABLE "Label" ENABLE ROW LEVEL SECURITY;
-ALTER TABLE "Label" FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenancy_isolation ON "Label" AS RESTRICTIVE FOR ALL TO PUBLIC
-    USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-    WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
-CREATE POLICY tenancy_access ON "Label" AS PERMISSIVE FOR ALL TO PUBLIC
-    USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-    WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
 `
 
 /**
@@ -58,27 +51,23 @@ export async function runMigrationWorkload(
   log: (line: string) => void,
   migrations?: string,
 ): Promise<WorkloadOutcome> {
-  const source = migrations ?? (await resolveProject()).migrationsDir
-  const folder = await mkdtemp(join(tmpdir(), 'prisma-tenancy-bench-migrations-'))
+  const copy = await projectCopyWith({ models: newModel, tablesSql: newTablesSql, migrations })
   try {
-    await cp(source, folder, { recursive: true })
-    await mkdir(join(folder, newMigration))
-    await writeFile(join(folder, newMigration, 'migration.sql'), newMigrationSql)
     const results: Result[] = []
     const counts = [...size.tenantCounts].sort((a, b) => a - b)
     let fewest: Summary | undefined
     for (const tenants of counts) {
       const workload = `migrate deploy, ${tenants} tenants`
       log(`  ${workload}`)
-      const template = await createBenchDatabase(serverAdminUrl, roles, { migrations: source })
+      const template = await createBenchDatabase(serverAdminUrl, roles, { migrations })
       try {
         await registerTenants(template.adminUrl, tenants)
         const summary = await measureRounds<BenchDatabase>(
           size.rounds,
           () => createBenchDatabase(serverAdminUrl, roles, { template: template.name }),
           async (clone) => {
-            const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, migrations: folder })
-            if (applied.join() !== newMigration) throw new Error(`expected to apply only ${newMigration}, applied ${applied.join(', ') || 'nothing'}`)
+            const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, schema: copy.schema, migrations: copy.migrations })
+            if (applied.join() !== copy.added.join()) throw new Error(`expected to apply ${copy.added.join(', ')}, applied ${applied.join(', ') || 'nothing'}`)
           },
           (clone) => clone.drop(),
         )
@@ -93,7 +82,7 @@ export async function runMigrationWorkload(
     const tenantsOf = (r: Result) => Number(/(\d+) tenants/.exec(r.workload)?.[1])
     return { results: results.sort((a, b) => tenantsOf(a) - tenantsOf(b)), unavailable: [] }
   } finally {
-    await rm(folder, { recursive: true, force: true })
+    await copy.remove()
   }
 }
 
