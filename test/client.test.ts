@@ -149,6 +149,14 @@ describe('a client bound with forTenant', () => {
     expect(await admin.task.count({ where: { title: 'Gone' } })).toBe(0)
   })
 
+  it('applies the isolation level of an interactive transaction together with its deferred BEGIN', async () => {
+    const level = await acme.$transaction(
+      async (tx) => (await tx.$queryRawUnsafe<Array<{ level: string }>>("SELECT current_setting('transaction_isolation') AS level"))[0]?.level,
+      { isolationLevel: 'Serializable' },
+    )
+    expect(level).toBe('serializable')
+  })
+
   it("runs nested transactions as savepoints of the outer one, with the tenant still set", async () => {
     const seen = await acme.$transaction(async (tx) => {
       const first = await tx.$transaction(async (inner) => currentTenant(inner))
@@ -225,6 +233,17 @@ describe('failing closed', () => {
     } finally {
       await uuidClient.$disconnect()
     }
+  })
+
+  it('sets the setting named in tenancy({ setting }) and refuses a name that is not a custom setting', async () => {
+    const custom = new PrismaClient({ adapter: tenancyAdapter(db.appUrl) }).$extends(tenancy({ setting: 'app.tenant' }))
+    try {
+      const rows = await custom.forTenant('acme').$queryRawUnsafe<Array<{ tenant: string }>>("SELECT current_setting('app.tenant') AS tenant")
+      expect(rows).toEqual([{ tenant: 'acme' }])
+    } finally {
+      await custom.$disconnect()
+    }
+    for (const setting of ['current_tenant', "app.tenant'; --", 'app.a.b']) expect((await refusal(() => tenancy({ setting }))).code).toBe('CONFIG_INVALID')
   })
 
   it('has the driver refuse tenant-less queries on a tenancy pool, sending nothing', async () => {
