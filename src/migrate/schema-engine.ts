@@ -1,5 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg'
-import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum, type SqlDriverAdapter, type SqlQueryable } from '@prisma/driver-adapter-utils'
+
+type PrismaPgAdapter = Awaited<ReturnType<PrismaPg['connect']>>
+import { bindMigrationAwareSqlAdapterFactory, ColumnTypeEnum, type SqlQueryable } from '@prisma/driver-adapter-utils'
 import type { SchemaEngine } from '@prisma/schema-engine-wasm'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -63,21 +65,37 @@ function readCharColumns<Q extends SqlQueryable>(queryable: Q): Q {
   return queryable
 }
 
-function withCharColumns<A extends SqlDriverAdapter>(adapter: A): A {
+/**
+ * The engine's connections: `"char"` columns read as characters (above), and
+ * a migration script sent as one simple-protocol query, as the native engine
+ * sends it. PostgreSQL runs such a multi-statement query as one implicit
+ * transaction, so a failing script leaves nothing half-applied; the
+ * adapter's own executeScript splits at every `;` (breaking strings and
+ * function bodies too) and runs the pieces one by one.
+ */
+function engineConnection<A extends PrismaPgAdapter>(adapter: A): A {
   const startTransaction = adapter.startTransaction.bind(adapter)
   adapter.startTransaction = async (isolationLevel) => readCharColumns(await startTransaction(isolationLevel))
+  adapter.executeScript = async (script) => {
+    try {
+      await adapter.underlyingDriver().query(script)
+    } catch (error) {
+      // The adapter's own conversion to the engine's error shape (protected in its typings only).
+      ;(adapter as unknown as { onError(error: unknown): never }).onError(error)
+    }
+  }
   return readCharColumns(adapter)
 }
 
 /**
- * Our connections read `"char"` columns (above). Also, @prisma/adapter-pg's own
+ * Our connections (above). Also, @prisma/adapter-pg's own
  * shadow database drops the database while its pool
  * still holds a connection to it, which PostgreSQL refuses, leaving the
  * shadow database behind. This one closes the pool first.
  */
 class EngineAdapterFactory extends PrismaPg {
   override async connect() {
-    return withCharColumns(await super.connect())
+    return engineConnection(await super.connect())
   }
 
   constructor(
@@ -98,7 +116,7 @@ class EngineAdapterFactory extends PrismaPg {
       await admin.end()
     }
     const pool = new pg.Pool({ ...this.engineConfig, database: name })
-    const adapter = withCharColumns(await new PrismaPg(pool).connect())
+    const adapter = engineConnection(await new PrismaPg(pool).connect())
     const dispose = adapter.dispose.bind(adapter)
     adapter.dispose = async () => {
       await dispose()
