@@ -20,12 +20,9 @@ export const tenancyErrorCodes = [
   // Migrations
   'MIGRATION_NAME_INVALID',
   'MIGRATION_FAILED',
-  'MIGRATIONS_DIVERGED',
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',
-  // Policy generation
-  'POLICY_DRIFT',
 ] as const
 
 export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]

@@ -14,7 +14,7 @@ export const processIo: CliIo = {
 /** Exit codes: 0 success, 1 a check or migration failed, 2 usage, configuration or connection errors. */
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const
 
-const failureCodes = new Set(['MIGRATION_FAILED', 'POLICY_DRIFT', 'MIGRATIONS_DIVERGED'])
+const failureCodes = new Set(['MIGRATION_FAILED'])
 
 export function formatError(error: unknown): { text: string; exitCode: number } {
   if (isTenancyError(error)) {
