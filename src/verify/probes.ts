@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type pg from 'pg'
-import { quoteIdent } from '../database/sql-identifiers.js'
+import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import type { Catalog, Column, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { qualify, type TableRef } from './static-checks.js'
@@ -55,6 +55,13 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
 
   const quoteTable = (relation: Relation) => `${quoteIdent(relation.schema)}.${quoteIdent(relation.name)}`
   const returning = (relation: Relation) => (columnsOf.get(relation.oid) ?? []).map((column) => `${quoteIdent(column.name)}::text AS ${quoteIdent(column.name)}`).join(', ')
+
+  const literalInsert = (relation: Relation, row: Row) => {
+    const columns = columnsOf.get(relation.oid) ?? []
+    const names = Object.keys(row)
+    if (names.length === 0) return `INSERT INTO ${quoteTable(relation)} DEFAULT VALUES`
+    return `INSERT INTO ${quoteTable(relation)} (${names.map(quoteIdent).join(', ')}) VALUES (${names.map((name) => literal(row[name] ?? null, columns.find((column) => column.name === name)!.type)).join(', ')})`
+  }
 
   const sharedRows = new Map<string, Row>()
   const probeRows = new Map<number, Map<string, Row>>()
@@ -143,7 +150,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
   await client.query('BEGIN')
   try {
     // A probe must never wait behind the application's locks.
-    await client.query("SET LOCAL lock_timeout = '5s'")
+    await client.query("SET LOCAL lock_timeout = '5s'; SET LOCAL standard_conforming_strings = on")
     if (switchRole) {
       const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
       if (!outcome.ok) {
@@ -158,79 +165,90 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
       const tenantType = (columnsOf.get(relation.oid) ?? []).find((candidate) => candidate.name === column)?.type ?? 'text'
       try {
         const key = keyOf(relation)
+        const columns = columnsOf.get(relation.oid) ?? []
+        const typeOf = (name: string) => columns.find((candidate) => candidate.name === name)!.type
         await setTenant(ids.a)
-        const rowA = await buildRow(relation, { [column]: ids.a }, ids.a)
-        const insertA = insertSql(relation, rowA)
+        const insertA = insertSql(relation, await buildRow(relation, { [column]: ids.a }, ids.a))
         const written = await attempt(insertA.sql, insertA.params, true)
         if (!written.ok) throw new NotProbed(`writing a row as tenant A failed: ${written.message}`)
         const stored = written.rows[0]!
         probeRows.set(relation.oid, new Map([[ids.a, stored]]))
-        const columns = columnsOf.get(relation.oid) ?? []
-        const where = key.map((keyColumn, index) => `${quoteIdent(keyColumn)} = $${index + 1}::${columns.find((candidate) => candidate.name === keyColumn)!.type}`).join(' AND ')
-        const keyValues = key.map((keyColumn) => stored[keyColumn])
+        // Second rows, with fresh keys and tenant A's parents, built now: building may write shared parents,
+        // which must outlive the rollbacks below. No RETURNING: it would add the SELECT policies' check on
+        // the new row and hide a weak WITH CHECK.
+        const forgedForA = literalInsert(relation, await buildRow(relation, { [column]: ids.a }, ids.a))
+        const defaulted = await buildRow(relation, {}, ids.a)
+        delete defaulted[column]
+        const forgedDefault = literalInsert(relation, defaulted)
         const table = quoteTable(relation)
-        const visible = async () => {
-          const outcome = await attempt(`SELECT count(*)::int AS n FROM ${table} WHERE ${where}`, keyValues)
-          return outcome.ok ? Number((outcome.rows[0] as unknown as { n: number }).n) : 0
-        }
-        // A second row with fresh generated keys and tenant A's parents; null leaves the tenant column to its default.
-        const forged = async (tenant: string | null) => {
-          const fresh = await buildRow(relation, tenant === null ? {} : { [column]: tenant }, ids.a)
-          // No RETURNING: it would add the SELECT policies' check on the new row and hide a weak WITH CHECK.
-          const insert = insertSql(relation, fresh)
-          return attempt(insert.sql.replace(/ RETURNING [\s\S]*$/, ''), insert.params)
-        }
+        const where = key.map((keyColumn) => `${quoteIdent(keyColumn)} = ${literal(stored[keyColumn] ?? null, typeOf(keyColumn))}`).join(' AND ')
+        const blind = blindUpdate(relation, column, tenantType, ids.b)
 
-        await setTenant(ids.b)
-        const seen = await visible()
-        results.push(seen === 0 ? result('probe-read', 'pass', name, "tenant B does not see tenant A's row") : result('probe-read', 'fail', name, `Tenant B sees tenant A's row (${seen} row(s)).`, 'Fix the failing static checks for this table; the policies do not filter by tenant.'))
+        await client.query('SAVEPOINT probe_table')
+        try {
+          // Each probe goes back to the state with only A's row, chooses the tenant (set_config is undone by
+          // the rollback too) and runs one statement: one round trip.
+          const as = async (tenant: string, sql: string): Promise<Outcome & { rows: Row[] }> => {
+            try {
+              const answers = (await client.query(`ROLLBACK TO SAVEPOINT probe_table; SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(tenant)}, true); ${sql}`)) as unknown as pg.QueryResult[]
+              const last = answers[answers.length - 1]!
+              return { ok: true, rowCount: last.rowCount ?? 0, rows: last.rows as Row[] }
+            } catch (error) {
+              const { code, message } = error as { code?: string; message: string }
+              return { ok: false, code: code ?? 'unknown', message, rows: [] }
+            }
+          }
+          const visible = async (tenant: string) => {
+            const outcome = await as(tenant, `SELECT count(*)::int AS n FROM ${table} WHERE ${where}`)
+            return outcome.ok ? Number(outcome.rows[0]?.n ?? 0) : 0
+          }
+          const touch = `UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`
 
-        // Also without a WHERE clause: a statement that reads no column needs no SELECT right, so only the
-        // UPDATE and DELETE policies stand between tenant B and the rows. With them right it touches nothing.
-        const targeted = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
-        const blindTarget = blindUpdate(relation, column, tenantType, ids.b)
-        const blind = await attempt(`UPDATE ${table} SET ${quoteIdent(blindTarget.column)} = $1::${blindTarget.type}`, [blindTarget.value])
-        results.push(unreached('probe-update', name, [targeted, blind], 'UPDATE'))
-        const targetedRemove = await attempt(`DELETE FROM ${table} WHERE ${where}`, keyValues)
-        const blindRemove = await attempt(`DELETE FROM ${table}`, [])
-        results.push(unreached('probe-delete', name, [targetedRemove, blindRemove], 'DELETE'))
-        results.push(refusal('probe-insert', name, await forged(ids.a), 'tenant B cannot insert a row carrying tenant A', "Tenant B inserted a row carrying tenant A's id.", 'The INSERT policy WITH CHECK must compare the tenant column with the setting.'))
+          const seen = await visible(ids.b)
+          results.push(seen === 0 ? result('probe-read', 'pass', name, "tenant B does not see tenant A's row") : result('probe-read', 'fail', name, `Tenant B sees tenant A's row (${seen} row(s)).`, 'Fix the failing static checks for this table; the policies do not filter by tenant.'))
 
-        await setTenant(ids.a)
-        const move = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = $${key.length + 1}::${tenantType} WHERE ${where}`, [...keyValues, ids.b])
-        results.push(
-          move.ok && move.rowCount === 0
-            ? result('probe-move', 'pass', name, 'tenant A cannot move its row to tenant B')
-            : refusal('probe-move', name, move, 'tenant A cannot move its row to tenant B', 'Tenant A moved its row into tenant B.', 'The UPDATE policy WITH CHECK must compare the tenant column with the setting.'),
-        )
+          // Also without a WHERE clause: a statement that reads no column needs no SELECT right, so only the
+          // UPDATE and DELETE policies stand between tenant B and the rows. With them right it touches nothing.
+          const targeted = await as(ids.b, touch)
+          const unfiltered = await as(ids.b, `UPDATE ${table} SET ${quoteIdent(blind.column)} = ${literal(blind.value, blind.type)}`)
+          results.push(unreached('probe-update', name, [targeted, unfiltered], 'UPDATE'))
+          const targetedRemove = await as(ids.b, `DELETE FROM ${table} WHERE ${where}`)
+          const unfilteredRemove = await as(ids.b, `DELETE FROM ${table}`)
+          results.push(unreached('probe-delete', name, [targetedRemove, unfilteredRemove], 'DELETE'))
+          results.push(refusal('probe-insert', name, await as(ids.b, forgedForA), 'tenant B cannot insert a row carrying tenant A', "Tenant B inserted a row carrying tenant A's id.", 'The INSERT policy WITH CHECK must compare the tenant column with the setting.'))
 
-        await setTenant('')
-        const problems: string[] = []
-        let status: CheckStatus = 'pass'
-        if ((await visible()) > 0) {
-          problems.push('reads return the row')
-          status = 'fail'
+          const move = await as(ids.a, `UPDATE ${table} SET ${quoteIdent(column)} = ${literal(ids.b, tenantType)} WHERE ${where}`)
+          results.push(refusal('probe-move', name, move, 'tenant A cannot move its row to tenant B', 'Tenant A moved its row into tenant B.', 'The UPDATE policy WITH CHECK must compare the tenant column with the setting.'))
+
+          const problems: string[] = []
+          let status: CheckStatus = 'pass'
+          if ((await visible('')) > 0) {
+            problems.push('reads return the row')
+            status = 'fail'
+          }
+          const noTenantUpdate = await as('', touch)
+          if (noTenantUpdate.ok && noTenantUpdate.rowCount > 0) {
+            problems.push('an UPDATE changes it')
+            status = 'fail'
+          }
+          const explicit = refusal('probe-no-tenant', name, await as('', forgedForA), '', '', '')
+          if (explicit.status !== 'pass') {
+            problems.push(explicit.status === 'fail' ? 'an INSERT naming tenant A succeeds' : `an INSERT naming tenant A was refused by ${explicit.message}, not by a policy`)
+            if (explicit.status === 'fail' || status === 'pass') status = explicit.status
+          }
+          if ((await as('', forgedDefault)).ok) {
+            problems.push(`an INSERT taking ${column} from its default succeeds`)
+            status = 'fail'
+          }
+          results.push(
+            status === 'pass'
+              ? result('probe-no-tenant', 'pass', name, 'with no tenant set, reads return nothing and writes are refused')
+              : result('probe-no-tenant', status, name, `With no tenant set, ${problems.join('; ')}.`, `Compare with NULLIF(current_setting('${setting}', true), '') so an unset tenant matches nothing.`),
+          )
+        } finally {
+          // Keep A's row: the tables referencing this one take it as their parent.
+          await client.query('ROLLBACK TO SAVEPOINT probe_table; RELEASE SAVEPOINT probe_table')
         }
-        const noTenantUpdate = await attempt(`UPDATE ${table} SET ${quoteIdent(column)} = ${quoteIdent(column)} WHERE ${where}`, keyValues)
-        if (noTenantUpdate.ok && noTenantUpdate.rowCount > 0) {
-          problems.push('an UPDATE changes it')
-          status = 'fail'
-        }
-        const explicit = refusal('probe-no-tenant', name, await forged(ids.a), '', 'an INSERT naming tenant A succeeds', '')
-        if (explicit.status !== 'pass') {
-          problems.push(explicit.status === 'fail' ? 'an INSERT naming tenant A succeeds' : `an INSERT naming tenant A was refused by ${explicit.message}, not by a policy`)
-          if (explicit.status === 'fail' || status === 'pass') status = explicit.status
-        }
-        const defaulted = await forged(null)
-        if (defaulted.ok) {
-          problems.push(`an INSERT taking ${column} from its default succeeds`)
-          status = 'fail'
-        }
-        results.push(
-          status === 'pass'
-            ? result('probe-no-tenant', 'pass', name, 'with no tenant set, reads return nothing and writes are refused')
-            : result('probe-no-tenant', status, name, `With no tenant set, ${problems.join('; ')}.`, `Compare with NULLIF(current_setting('${setting}', true), '') so an unset tenant matches nothing.`),
-        )
         probed.push(name)
       } catch (error) {
         if (!(error instanceof NotProbed)) throw error
@@ -260,6 +278,10 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     if (value === undefined) throw new NotProbed(`required column ${column.name} (${column.type}) of ${qualify(relation.schema, relation.name)} has no default, and the verifier cannot make up a value of that type`)
     return value
   }
+}
+
+function literal(value: string | null, type: string): string {
+  return `${value === null ? 'NULL' : quoteLiteral(value)}::${type}`
 }
 
 function result(check: CheckId, status: CheckStatus, table: string, message: string, fix = ''): CheckResult {
