@@ -246,6 +246,10 @@ describe('failing closed', () => {
     for (const setting of ['current_tenant', "app.tenant'; --", 'app.a.b']) expect((await refusal(() => tenancy({ setting }))).code).toBe('CONFIG_INVALID')
   })
 
+  it('cannot be applied twice to one client', async () => {
+    expect((await refusal(() => prisma.$extends(tenancy()))).code).toBe('CONFIG_INVALID')
+  })
+
   it('has the driver refuse tenant-less queries on a tenancy pool, sending nothing', async () => {
     wire.clear()
     const error = await refusal(() => adapter.pool.query('SELECT 1'))

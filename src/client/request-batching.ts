@@ -59,7 +59,9 @@ export function scopeRequestBatching(client: unknown, resolveTenant: () => strin
       'This Prisma Client has no request dataloader that prisma-tenancy recognises. prisma-tenancy supports @prisma/client 7 with a driver adapter; install a matching version.',
     )
   }
-  if (scopedLoaders.has(options)) return
+  if (scopedLoaders.has(options)) {
+    throw new TenancyError('CONFIG_INVALID', 'tenancy() is already applied to this Prisma Client. Apply it once; use forTenant(id) for a client bound to one tenant.')
+  }
   scopedLoaders.add(options)
 
   const tenantOf = new WeakMap<EngineRequest, string>()
