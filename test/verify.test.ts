@@ -8,6 +8,7 @@ import { grantAppRole, withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
 import { createTestDatabase, useTestDatabase, type TestDatabase } from '../src/testing/index.js'
 import type { CheckId, VerifyReport } from '../src/verify/report.js'
+import { isTenantScoped } from '../src/verify/tenant-expression.js'
 import { verify } from '../src/verify/verify.js'
 
 const db = await useTestDatabase()
@@ -296,6 +297,36 @@ describe('verify warns without failing', () => {
   })
 })
 
+describe('tenant-scoped policy expressions, as PostgreSQL prints them back', () => {
+  const expressions: [string, boolean][] = [
+    [`tenant_id = (SELECT NULLIF(current_setting('app.current_tenant', true), ''))`, true],
+    [`tenant_id = (SELECT current_setting('app.current_tenant', true))`, true],
+    [`tenant_id = current_setting('app.current_tenant')`, true],
+    [`tenant_key = (SELECT NULLIF(current_setting('app.current_tenant', true), '')::uuid)`, true],
+    [`tenant_id::text = current_setting('app.current_tenant', true)::text`, true],
+    [`current_setting('app.current_tenant', true) = tenant_id AND name <> 'archived'`, true],
+    [`true`, false],
+    [`tenant_id IS NULL OR tenant_id = current_setting('app.current_tenant', true)`, false],
+    [`tenant_id = COALESCE(current_setting('app.current_tenant', true), 'acme')`, false],
+    [`tenant_id = current_setting('app.current_tenant', true) OR current_setting('app.bypass', true) = 'on'`, false],
+    [`tenant_id = current_setting('app.other_setting', true)`, false],
+    [`name = current_setting('app.current_tenant', true)`, false],
+    [`tenant_id <> current_setting('app.current_tenant', true)`, false],
+  ]
+
+  it('recognises the tenant comparison through casts, the subquery wrapper and NULLIF, and nothing weaker', async () => {
+    const printed = await withClient(db.adminUrl, async (client) => {
+      await client.query('CREATE TABLE expression_probe (tenant_id text, tenant_key uuid, name text)')
+      for (const [index, [expression]] of expressions.entries()) await client.query(`CREATE POLICY p${index} ON expression_probe USING (${expression})`)
+      const { rows } = await client.query<{ expression: string }>(`SELECT pg_get_expr(polqual, polrelid) AS expression FROM pg_policy WHERE polrelid = 'expression_probe'::regclass ORDER BY substr(polname, 2)::int`)
+      await client.query('DROP TABLE expression_probe')
+      return rows.map((row) => row.expression)
+    })
+    const verdicts = printed.map((expression) => isTenantScoped(expression, expression.includes('tenant_key') ? 'tenant_key' : 'tenant_id', 'app.current_tenant'))
+    expect(verdicts).toEqual(expressions.map(([, scoped]) => scoped))
+  })
+})
+
 describe('verify refuses bad input', () => {
   it('fails with CONFIG_INVALID when the role does not exist', async () => {
     const error = await verify({ databaseUrl: db.adminUrl, role: 'no_such_role_here' }).catch((caught: unknown) => caught)
@@ -325,6 +356,14 @@ describe('prisma-tenancy verify', () => {
     expect(code).toBe(1)
     expect(out.stderr).toMatch(/public\.tasks\n\s+fail\s+rls-disabled/)
     expect(out.stdout).toBe('')
+  })
+
+  it('runs the catalog checks only with --no-probes', async () => {
+    const { out, io } = capture()
+    expect(await runCli(['verify', '--database-url', db.adminUrl, '--role', db.appRole.name, '--no-probes', '--json'], io)).toBe(0)
+    const report = JSON.parse(out.stdout) as VerifyReport
+    expect(report.probedTables).toEqual([])
+    expect(report.results.some((result) => result.check.startsWith('probe-'))).toBe(false)
   })
 
   it('exits 2 when the database is unreachable', async () => {
