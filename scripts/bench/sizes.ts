@@ -22,6 +22,6 @@ export const fullSizes: Sizes = {
 export const quickSizes: Sizes = {
   operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 3, warmupOps: 40, opsSingle: 80, opsConcurrent: 12, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
-  migration: { tenantCounts: [10, 1000, 10_000], rounds: 2, schemaPerTenantMax: 1000 },
+  migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },
 }

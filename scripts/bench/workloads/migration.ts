@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { migrateDeploy } from '../../../src/migrate/migrate.js'
 import { createDatabase, dropDatabase } from '../../../src/database/admin.js'
 import { uniqueDatabaseName } from '../../../src/testing/test-server.js'
@@ -6,7 +7,7 @@ import { registerTenants } from '../fixtures.js'
 import { projectCopyWith } from '../project-copy.js'
 import { measureRounds } from '../measure.js'
 import { toResult, type Result, type WorkloadOutcome } from '../results.js'
-import type { Summary } from '../stats.js'
+import { summarize, type Summary } from '../stats.js'
 
 export interface MigrationSize {
   tenantCounts: number[]
@@ -53,30 +54,49 @@ export async function runMigrationWorkload(
 ): Promise<WorkloadOutcome> {
   const copy = await projectCopyWith({ models: newModel, tablesSql: newTablesSql, migrations })
   try {
-    const results: Result[] = []
     const counts = [...size.tenantCounts].sort((a, b) => a - b)
-    let fewest: Summary | undefined
-    for (const tenants of counts) {
-      const workload = `migrate deploy, ${tenants} tenants`
-      log(`  ${workload}`)
-      const template = await createBenchDatabase(serverAdminUrl, roles, { migrations })
-      try {
+    const templates = new Map<number, BenchDatabase>()
+    const durations = new Map<number, number[]>(counts.map((n) => [n, []]))
+    try {
+      for (const tenants of counts) {
+        log(`  registering ${tenants} tenants`)
+        const template = await createBenchDatabase(serverAdminUrl, roles, { migrations })
+        templates.set(tenants, template)
         await registerTenants(template.adminUrl, tenants)
-        const summary = await measureRounds<BenchDatabase>(
-          size.rounds,
-          () => createBenchDatabase(serverAdminUrl, roles, { template: template.name }),
-          async (clone) => {
-            const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, schema: copy.schema, migrations: copy.migrations })
-            if (applied.join() !== copy.added.join()) throw new Error(`expected to apply ${copy.added.join(', ')}, applied ${applied.join(', ') || 'nothing'}`)
-          },
-          (clone) => clone.drop(),
-        )
-        fewest ??= summary
-        results.push(toResult(workload, 1, 'prisma-tenancy', summary, { label: `prisma-tenancy at ${counts[0]} tenants`, summary: fewest }, true))
-      } finally {
-        await template.drop()
       }
+      const deploy = async (tenants: number) => {
+        const clone = await createBenchDatabase(serverAdminUrl, roles, { template: templates.get(tenants)!.name })
+        try {
+          const t0 = performance.now()
+          const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, schema: copy.schema, migrations: copy.migrations })
+          const elapsed = performance.now() - t0
+          if (applied.join() !== copy.added.join()) throw new Error(`expected to apply ${copy.added.join(', ')}, applied ${applied.join(', ') || 'nothing'}`)
+          return elapsed
+        } finally {
+          await clone.drop()
+        }
+      }
+      // Prisma's WebAssembly engine gets faster over its first calls; none of those count.
+      for (let i = 0; i < 3; i++) await deploy(counts[0]!)
+      // Interleaved, rotating, as for contenders: machine drift spreads over every tenant count.
+      for (let round = 0; round < size.rounds; round++) {
+        for (let i = 0; i < counts.length; i++) {
+          const tenants = counts[(i + round) % counts.length]!
+          log(`  migrate deploy, ${tenants} tenants, round ${round + 1}`)
+          durations.get(tenants)!.push(await deploy(tenants))
+        }
+      }
+    } finally {
+      await Promise.allSettled([...templates.values()].map((template) => template.drop()))
     }
+    const summaryOf = (n: number) => {
+      const times = durations.get(n)!
+      return summarize(times, times.reduce((a, b) => a + b, 0), times.length)
+    }
+    const fewest = summaryOf(counts[0]!)
+    const results: Result[] = counts.map((n) =>
+      toResult(`migrate deploy, ${n} tenants`, 1, 'prisma-tenancy', n === counts[0] ? fewest : summaryOf(n), { label: `prisma-tenancy at ${counts[0]} tenants`, summary: fewest }, true),
+    )
     results.push(...(await schemaPerTenantReference(serverAdminUrl, counts.filter((n) => n <= size.schemaPerTenantMax), size.rounds, log)))
     // Side by side per tenant count in the report.
     const tenantsOf = (r: Result) => Number(/(\d+) tenants/.exec(r.workload)?.[1])
