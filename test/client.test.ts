@@ -136,6 +136,13 @@ describe('a client bound with forTenant', () => {
     expect(seen.again).toEqual(seen.first)
   })
 
+  it('batches concurrent findUnique calls inside an interactive transaction, as its tenant', async () => {
+    const found = await acme.$transaction(async (tx) =>
+      Promise.all([...acmeProjects, globexProject].map((id) => tx.project.findUnique({ where: { id } }))),
+    )
+    expect(found.map((project) => project?.id ?? null)).toEqual([...acmeProjects, null])
+  })
+
   it('rolls back everything a failing interactive transaction wrote', async () => {
     const failure = new Error('abort the transaction')
     await expect(
