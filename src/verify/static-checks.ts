@@ -1,3 +1,4 @@
+import { quoteIdent } from '../database/sql-identifiers.js'
 import type { Catalog, Policy, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { isTenantScoped } from './tenant-expression.js'
@@ -11,6 +12,10 @@ export interface TableRef {
 }
 
 export const qualify = (schema: string, name: string): string => `${schema}.${name}`
+
+/** An identifier as SQL needs it in a fix: quoted unless it is a plain lower-case name. */
+const ident = (name: string): string => (/^[a-z_][a-z0-9_$]*$/.test(name) ? name : quoteIdent(name))
+const sqlName = (relation: { schema: string; name: string }): string => `${ident(relation.schema)}.${ident(relation.name)}`
 
 const commands = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const
 type Command = (typeof commands)[number]
@@ -90,12 +95,13 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
       continue
     }
     tenantOids.set(relation.oid, { name, column })
+    const sql = sqlName(relation)
     for (const child of descendants(relation.oid)) tenantOids.set(child, { name: qualify(byOid.get(child)?.schema ?? '', byOid.get(child)?.name ?? String(child)), column })
 
     if (relation.rls) pass('rls-disabled', name, 'row-level security is enabled')
-    else add('rls-disabled', 'fail', name, 'Row-level security is disabled: every role with table privileges sees all tenants.', `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`)
+    else add('rls-disabled', 'fail', name, 'Row-level security is disabled: every role with table privileges sees all tenants.', `ALTER TABLE ${sql} ENABLE ROW LEVEL SECURITY;`)
     if (relation.forced || !relation.rls) pass('rls-not-forced', name, 'row-level security is forced for the owner')
-    else add('rls-not-forced', 'fail', name, `Row-level security is not forced, so the owner (${relation.owner}) bypasses the policies.`, `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`)
+    else add('rls-not-forced', 'fail', name, `Row-level security is not forced, so the owner (${relation.owner}) bypasses the policies.`, `ALTER TABLE ${sql} FORCE ROW LEVEL SECURITY;`)
 
     const policies = policiesOf.get(relation.oid) ?? []
     const analysis = analysePolicies(policies, column, setting)
@@ -119,10 +125,10 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         'fail',
         name,
         `${describeLeaks(analysis.leaks)} does not compare ${column} with current_setting('${setting}') and no restrictive tenant policy guards it: rows of other tenants pass.`,
-        `Drop or rewrite those policies, or add: CREATE POLICY tenancy_isolation ON ${name} AS RESTRICTIVE FOR ALL USING (${column} = (SELECT current_setting('${setting}', true))) WITH CHECK (same);`,
+        `Drop or rewrite those policies, or add: CREATE POLICY tenancy_isolation ON ${sql} AS RESTRICTIVE FOR ALL USING (${ident(column)} = (SELECT NULLIF(current_setting('${setting}', true), ''))) WITH CHECK (same);`,
       )
 
-    if (relation.roleOwns) add('role-owns-table', 'fail', name, `Role ${role} owns the table or is a member of its owner ${relation.owner}: it can disable row-level security or drop the policies.`, `ALTER TABLE ${name} OWNER TO <migration role>; and revoke ${role}'s membership in ${relation.owner}.`)
+    if (relation.roleOwns) add('role-owns-table', 'fail', name, `Role ${role} owns the table or is a member of its owner ${relation.owner}: it can disable row-level security or drop the policies.`, `ALTER TABLE ${sql} OWNER TO <migration role>; and revoke ${role}'s membership in ${relation.owner}.`)
     else pass('role-owns-table', name, `${role} does not own the table`)
 
     const unprotected = descendants(relation.oid)
@@ -159,7 +165,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         'fail',
         name,
         `Role ${role} holds ${dangerous.join(', ')}: TRUNCATE ignores row-level security, REFERENCES and TRIGGER let it observe or act on other tenants' rows, CREATE lets it shadow objects.`,
-        `REVOKE TRUNCATE, REFERENCES, TRIGGER ON ${name} FROM ${role};${dangerous.some((item) => item.startsWith('CREATE')) ? ` REVOKE CREATE ON SCHEMA ${relation.schema} FROM ${role}, PUBLIC;` : ''}`,
+        `REVOKE TRUNCATE, REFERENCES, TRIGGER ON ${sql} FROM ${ident(role)};${dangerous.some((item) => item.startsWith('CREATE')) ? ` REVOKE CREATE ON SCHEMA ${ident(relation.schema)} FROM ${ident(role)}, PUBLIC;` : ''}`,
       )
 
     const columns = columnsOf(relation.oid)
@@ -168,7 +174,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
     if (tenantColumn === undefined) {
       add('tenant-column', 'fail', name, `The table has no column ${column}, the tenant field of the schema.`, 'Apply the migrations, or fix the tenant field (--tenant-field).')
     } else {
-      if (!tenantColumn.notNull) add('tenant-column', 'fail', name, `${column} is nullable: a row without a tenant belongs to no one, and policies comparing with NULL hide it from everyone but not from the owner.`, `ALTER TABLE ${name} ALTER COLUMN ${column} SET NOT NULL; (make the field required in the schema)`)
+      if (!tenantColumn.notNull) add('tenant-column', 'fail', name, `${column} is nullable: a row without a tenant belongs to no one, and policies comparing with NULL hide it from everyone but not from the owner.`, `ALTER TABLE ${sql} ALTER COLUMN ${ident(column)} SET NOT NULL; (make the field required in the schema)`)
       else if (!indexes.some((index) => index.columns[0] === tenantColumn.num && !index.partial)) add('tenant-column', 'warn', name, `No index starts with ${column}: every policy-filtered query scans the table.`, `Add @@index([tenantId]) to the model, or lead an existing @@id/@@unique with it.`)
       else pass('tenant-column', name, `${column} is NOT NULL and leads an index`)
       const global = indexes.filter((index) => index.unique && !index.primary && !index.columns.includes(tenantColumn.num))
@@ -258,7 +264,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         view.kind === 'm'
           ? `Materialized view reading ${tables.join(', ')} is readable by ${role}: it holds every tenant's rows and row-level security does not apply to it.`
           : `View reading ${tables.join(', ')} runs with its owner's (${view.owner}) rights, not ${role}'s: the owner's policies, or none, decide what it shows.`,
-        view.kind === 'm' ? `REVOKE SELECT ON ${name} FROM ${role}; (or replace it with a security_invoker view)` : `ALTER VIEW ${name} SET (security_invoker = true);`,
+        view.kind === 'm' ? `REVOKE SELECT ON ${sqlName(view)} FROM ${ident(role)}; (or replace it with a security_invoker view)` : `ALTER VIEW ${sqlName(view)} SET (security_invoker = true);`,
       )
   }
 
@@ -300,7 +306,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
   if (untracked.length === 0) pass('untracked-table', null, 'every table the role can reach is in the schema')
   for (const relation of untracked) {
     const name = qualify(relation.schema, relation.name)
-    add('untracked-table', 'fail', name, `Role ${role} can reach ${name}, which the Prisma schema does not declare: nothing says whether it is tenant data or shared.`, `Add it to the schema (db pull) so it is classified, or REVOKE ALL ON ${name} FROM ${role};`)
+    add('untracked-table', 'fail', name, `Role ${role} can reach ${name}, which the Prisma schema does not declare: nothing says whether it is tenant data or shared.`, `Add it to the schema (db pull) so it is classified, or REVOKE ALL ON ${sqlName(relation)} FROM ${ident(role)};`)
   }
   return results
 }
