@@ -1,5 +1,4 @@
-import { cp, mkdtemp, readFile, writeFile, mkdir } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
@@ -7,15 +6,10 @@ import { withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
 import { migrateDeploy, migrateDev, migrateStatus } from '../src/migrate/migrate.js'
 import { useTestDatabase } from '../src/testing/index.js'
+import { copyExampleProject } from './support/example-project.js'
 import { createHash } from 'node:crypto'
 
 const db = await useTestDatabase()
-
-async function projectCopy(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-project-'))
-  await cp('prisma', join(dir, 'prisma'), { recursive: true, filter: (source) => !source.includes('generated') })
-  return dir
-}
 
 async function freshDatabase(name: string): Promise<string> {
   const url = new URL(db.adminUrl)
@@ -50,7 +44,7 @@ describe('migrate deploy', () => {
   })
 
   it('records a migration with broken SQL as failed, keeps none of its statements, and applies nothing after it', async () => {
-    const dir = await projectCopy()
+    const { dir } = await copyExampleProject()
     const migrations = join(dir, 'prisma', 'migrations')
     await mkdir(join(migrations, '29990101000000_broken'))
     await writeFile(join(migrations, '29990101000000_broken', 'migration.sql'), 'CREATE TABLE ok_table (id int);\nCREATE TABLE broken (id nosuchtype);\n')
@@ -85,7 +79,7 @@ describe('migrate deploy', () => {
     const saved = process.env.DATABASE_URL
     delete process.env.DATABASE_URL
     try {
-      const dir = await projectCopy()
+      const { dir } = await copyExampleProject()
       const error = await migrateDeploy({ cwd: dir }).catch((caught: unknown) => caught)
       expect(isTenancyError(error, 'DATABASE_URL_MISSING')).toBe(true)
     } finally {
@@ -96,7 +90,7 @@ describe('migrate deploy', () => {
 
 describe('migrate dev', () => {
   it('writes a migration for a new model, applies it, and writes nothing when run again', async () => {
-    const dir = await projectCopy()
+    const { dir } = await copyExampleProject()
     const schemaPath = join(dir, 'prisma', 'schema.prisma')
     await writeFile(schemaPath, `${await readFile(schemaPath, 'utf8')}\nmodel Label {\n  id   Int    @id @default(autoincrement())\n  name String\n}\n`)
     const url = await freshDatabase('dev')

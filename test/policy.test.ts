@@ -1,9 +1,10 @@
-import { cp, mkdtemp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runCli, type CliIo } from '../src/cli/index.js'
+import { runCliCaptured } from './support/cli.js'
+import { copyExampleProject } from './support/example-project.js'
 import { dropDatabase, grantAppRole, withClient } from '../src/database/admin.js'
 import { withDatabase } from '../src/database/connection-url.js'
 import { isTenancyError } from '../src/errors.js'
@@ -145,21 +146,6 @@ function render(schema: string, appRole: string | null = null): string {
   })
 }
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = ''
-  let stderr = ''
-  const io: CliIo = { stdout: (text) => (stdout += `${text}\n`), stderr: (text) => (stderr += `${text}\n`) }
-  const code = await runCli(argv, io)
-  return { code, stdout, stderr }
-}
-
-/** A copy of the example project (schema and migrations) to change freely. */
-async function projectCopy(): Promise<{ dir: string; schema: string; migrations: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-policy-'))
-  await cp('prisma', join(dir, 'prisma'), { recursive: true, filter: (source) => !source.includes('generated') })
-  return { dir, schema: join(dir, 'prisma', 'schema.prisma'), migrations: join(dir, 'prisma', 'migrations') }
-}
-
 async function exampleSchema(): Promise<string> {
   return readFile('prisma/schema.prisma', 'utf8')
 }
@@ -200,7 +186,7 @@ describe('the committed policy migration', () => {
   })
 
   it('leaves Prisma nothing to diff: migrate dev after the policy migration creates no migration', async () => {
-    const project = await projectCopy()
+    const project = await copyExampleProject()
     const url = withDatabase(db.adminUrl, `${db.name}_nodiff`)
     try {
       const result = await migrateDev({ cwd: project.dir, databaseUrl: url, name: 'nothing' })
@@ -398,11 +384,11 @@ describe('adding a tenant model later', () => {
   const attachment = `\nmodel Attachment {\n  id       String @id @default(uuid())\n  tenantId String ${tenantDefault} @map("tenant_id")\n  name     String\n\n  @@unique([tenantId, id])\n  @@map("attachments")\n}\n`
   const databaseName = `${db.name}_later`
   const url = withDatabase(db.adminUrl, databaseName)
-  let project: Awaited<ReturnType<typeof projectCopy>>
-  const cli = (...extra: string[]) => run(['generate', '--schema', project.schema, '--migrations', project.migrations, ...extra])
+  let project: Awaited<ReturnType<typeof copyExampleProject>>
+  const cli = (...extra: string[]) => runCliCaptured(['generate', '--schema', project.schema, '--migrations', project.migrations, ...extra])
 
   beforeAll(async () => {
-    project = await projectCopy()
+    project = await copyExampleProject()
     await writeFile(project.schema, `${await exampleSchema()}${attachment}`)
     await migrateDev({ cwd: project.dir, databaseUrl: url, name: 'attachments' })
   })
@@ -502,22 +488,22 @@ describe('a tenant field that goes away', () => {
 
 describe('prisma-tenancy generate', () => {
   it('prints the classification of every model', async () => {
-    const project = await projectCopy()
-    const result = await run(['generate', '--check', '--schema', project.schema, '--migrations', project.migrations])
+    const project = await copyExampleProject()
+    const result = await runCliCaptured(['generate', '--check', '--schema', project.schema, '--migrations', project.migrations])
     expect(result.code).toBe(0)
     expect(result.stderr).toContain('shared Tenant: no tenantId field')
     expect(result.stderr).toContain('tenant ProjectMember (table project_members): has tenantId (column tenant_id, text)')
   })
 
   it('exits 2 with CONFIG_INVALID for a setting name PostgreSQL would not accept as a custom setting', async () => {
-    const project = await projectCopy()
-    const result = await run(['generate', '--schema', project.schema, '--migrations', project.migrations, '--setting', 'current_tenant'])
+    const project = await copyExampleProject()
+    const result = await runCliCaptured(['generate', '--schema', project.schema, '--migrations', project.migrations, '--setting', 'current_tenant'])
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('error CONFIG_INVALID')
   })
 
   it('writes no policies for a tenant model that no migration creates yet, and says to run migrate dev first', async () => {
-    const project = await projectCopy()
+    const project = await copyExampleProject()
     await writeFile(project.schema, `${await exampleSchema()}\nmodel Label {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n  @@unique([tenantId, id])\n}\n`)
     const result = await generatePolicies({ cwd: project.dir })
     expect(result.created).toBeNull()
@@ -527,9 +513,9 @@ describe('prisma-tenancy generate', () => {
   })
 
   it('with --app-role on a project whose policies exist, writes the grants for every table, after which the check passes with or without the role', async () => {
-    const project = await projectCopy()
+    const project = await copyExampleProject()
     const options = ['--schema', project.schema, '--migrations', project.migrations]
-    const generated = await run(['generate', ...options, '--app-role', 'tenancy_app', '--json'])
+    const generated = await runCliCaptured(['generate', ...options, '--app-role', 'tenancy_app', '--json'])
     const created = JSON.parse(generated.stdout) as { created: string }
     const script = await readFile(join(project.migrations, created.created, 'migration.sql'), 'utf8')
     expect(script.match(/^GRANT .*$/gm)).toEqual([
@@ -540,21 +526,21 @@ describe('prisma-tenancy generate', () => {
       'GRANT SELECT ON "Country" TO "tenancy_app";',
       'GRANT SELECT ON "Tenant" TO "tenancy_app";',
     ])
-    expect((await run(['generate', '--check', ...options, '--app-role', 'tenancy_app'])).code).toBe(0)
-    expect((await run(['generate', '--check', ...options])).code).toBe(0)
-    expect((await run(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)
+    expect((await runCliCaptured(['generate', '--check', ...options, '--app-role', 'tenancy_app'])).code).toBe(0)
+    expect((await runCliCaptured(['generate', '--check', ...options])).code).toBe(0)
+    expect((await runCliCaptured(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)
   })
 
   it('with --check --strict, also exits 1 on warnings such as a tenant table without a leading tenant index', async () => {
-    const project = await projectCopy()
+    const project = await copyExampleProject()
     await writeFile(project.schema, `${await exampleSchema()}\nmodel Tag {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n}\n`)
     await mkdir(join(project.migrations, '20290101000000_tags'))
     await writeFile(join(project.migrations, '20290101000000_tags', 'migration.sql'), 'CREATE TABLE "Tag" ("id" TEXT NOT NULL, "tenant_id" TEXT NOT NULL, CONSTRAINT "Tag_pkey" PRIMARY KEY ("id"));\n')
     const options = ['--schema', project.schema, '--migrations', project.migrations]
-    expect((await run(['generate', ...options])).code).toBe(0)
-    const lenient = await run(['generate', '--check', ...options])
+    expect((await runCliCaptured(['generate', ...options])).code).toBe(0)
+    const lenient = await runCliCaptured(['generate', '--check', ...options])
     expect(lenient.code).toBe(0)
     expect(lenient.stderr).toContain('warning TENANT_INDEX_MISSING Tag')
-    expect((await run(['generate', '--check', '--strict', ...options])).code).toBe(1)
+    expect((await runCliCaptured(['generate', '--check', '--strict', ...options])).code).toBe(1)
   })
 })
