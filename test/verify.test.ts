@@ -274,6 +274,19 @@ describe('the behavioural probes catch what the catalogs cannot prove', () => {
   })
 })
 
+describe('probe rows', () => {
+  it('take an existing row of a shared lookup table the application role cannot write', async () => {
+    const { database } = await brokenDatabase(
+      `INSERT INTO "Country" (code, name) VALUES ('nl', 'Netherlands');
+       ALTER TABLE "Project" ADD COLUMN country_code text NOT NULL REFERENCES "Country" (code);
+       REVOKE INSERT ON "Country" FROM tenancy_app`,
+    )
+    const report = await verify({ databaseUrl: database.appUrl })
+    expect(report.probedTables).toContain('public.Project')
+    expect(report.results.filter((result) => result.status === 'fail')).toEqual([])
+  })
+})
+
 describe('verify warns without failing', () => {
   it('unique-not-tenant-scoped: a unique index without the tenant column', async () => {
     const report = await verifyBroken('CREATE UNIQUE INDEX project_name_key ON "Project" (name)')
