@@ -216,6 +216,17 @@ model Event {
     expect(failures(report, 'view-bypasses-rls')).toEqual([])
   })
 
+  it('view-bypasses-rls: a materialized view over a tenant table readable by the role', async () => {
+    const report = await verifyBroken(`CREATE MATERIALIZED VIEW task_titles AS SELECT tenant_id, title FROM tasks; GRANT SELECT ON task_titles TO tenancy_app`)
+    expect(failures(report, 'view-bypasses-rls')).toEqual(['public.task_titles'])
+  })
+
+  it('definer-function: a SECURITY DEFINER function without a pinned search_path', async () => {
+    const report = await verifyBroken(`CREATE FUNCTION answer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 42'`)
+    expect(failures(report, 'definer-function')).toEqual(['public.answer()'])
+    expect(report.results.find((result) => result.check === 'definer-function' && result.status === 'fail')?.message).toContain('search_path')
+  })
+
   it('definer-function: a SECURITY DEFINER function reading a tenant table', async () => {
     const report = await verifyBroken(`CREATE FUNCTION count_tasks() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public AS 'SELECT count(*) FROM tasks'`)
     expect(failures(report, 'definer-function')).toEqual(['public.count_tasks()'])
@@ -229,6 +240,12 @@ model Event {
   it('dangerous-privilege: TRUNCATE granted to the application role', async () => {
     const report = await verifyBroken('GRANT TRUNCATE ON "Project" TO tenancy_app')
     expect(failures(report, 'dangerous-privilege')).toEqual(['public.Project'])
+  })
+
+  it('dangerous-privilege: CREATE on the schema of tenant tables', async () => {
+    const report = await verifyBroken('GRANT CREATE ON SCHEMA public TO tenancy_app')
+    expect(failures(report, 'dangerous-privilege')).toHaveLength(4)
+    expect(report.results.find((result) => result.check === 'dangerous-privilege' && result.status === 'fail')?.message).toContain('CREATE on schema public')
   })
 
   it('fk-not-tenant-scoped: a foreign key into a tenant table without the tenant column', async () => {
@@ -291,6 +308,12 @@ describe('verify warns without failing', () => {
   it('unique-not-tenant-scoped: a unique index without the tenant column', async () => {
     const report = await verifyBroken('CREATE UNIQUE INDEX project_name_key ON "Project" (name)')
     expect(report.results.filter((result) => result.check === 'unique-not-tenant-scoped' && result.status === 'warn').map((result) => result.table)).toEqual(['public.Project'])
+    expect(report.ok).toBe(true)
+  })
+
+  it('tenant-column: no index leads with the tenant column', async () => {
+    const report = await verifyBroken('DROP INDEX "Comment_tenant_id_id_key"; DROP INDEX "Comment_tenant_id_task_id_idx"')
+    expect(report.results.filter((result) => result.check === 'tenant-column' && result.status === 'warn').map((result) => result.table)).toEqual(['public.Comment'])
     expect(report.ok).toBe(true)
   })
 
