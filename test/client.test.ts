@@ -338,6 +338,30 @@ describe('the wire', () => {
 })
 
 describe('pooled connections', () => {
+  it('roll back a tenant transaction that was released to the pool without COMMIT', async () => {
+    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
+    try {
+      const leaked = await single.pool.connect()
+      await runWithTenant('acme', async () => {
+        await leaked.query('BEGIN')
+        await leaked.query(`INSERT INTO "Project" (id, name) VALUES ('left-open', 'Left open')`)
+      })
+      leaked.release()
+      const next = await single.pool.connect()
+      try {
+        expect(next).toBe(leaked)
+        const plainQuery = pg.Client.prototype.query as (this: pg.ClientBase, text: string) => Promise<pg.QueryResult<{ tenant: string | null; tx: string | null }>>
+        const { rows } = await plainQuery.call(next, "SELECT current_setting('app.current_tenant', true) AS tenant, txid_current_if_assigned()::text AS tx")
+        expect(rows).toEqual([{ tenant: '', tx: null }])
+      } finally {
+        next.release()
+      }
+      expect(await admin.project.count({ where: { id: 'left-open' } })).toBe(0)
+    } finally {
+      await single.pool.end()
+    }
+  })
+
   it('carry no tenant setting after interleaved work of many tenants over a pool of two', async () => {
     const small = tenancyAdapter({ connectionString: db.appUrl, max: 2 })
     const client = new PrismaClient({ adapter: small }).$extends(tenancy())

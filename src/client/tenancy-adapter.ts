@@ -16,6 +16,7 @@ export class TenancyPool extends pg.Pool {
     const clientConfig: TenantPgClientConfig = { ...config, tenancy: settings }
     // pg-pool constructs `new Client(poolOptions)`; the settings ride along in them.
     super({ ...clientConfig, Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']> })
+    this.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as TenantPgClient).releasedToPool())
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -122,6 +122,21 @@ export class TenantPgClient extends pg.Client {
     return super.query(config, values, callback)
   }
 
+  /**
+   * Called by TenancyPool when the connection goes back to the pool. A caller
+   * that releases it mid-transaction must not hand its tenant's transaction to
+   * the next user: a held-back BEGIN is dropped, an open transaction is rolled
+   * back (queued ahead of anything the next user sends).
+   */
+  releasedToPool(): void {
+    if (this.#state === 'deferred') {
+      this.#state = 'idle'
+      this.#deferred = []
+    } else if (this.#state === 'open') {
+      super.query('ROLLBACK').catch(() => undefined)
+    }
+  }
+
   #setTenant(tenantId: string): PrefixStatement {
     return { text: 'SELECT set_config($1, $2, true)', values: [this.#settings.setting, tenantId] }
   }
