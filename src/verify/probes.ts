@@ -48,7 +48,6 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
       return { ok: false, code: code ?? 'unknown', message, rows: [] }
     }
   }
-  const setTenant = (tenant: string) => client.query('SELECT set_config($1, $2, true)', [setting, tenant])
   const switchRole = catalog.role.name !== (await client.query<{ user: string }>('SELECT current_user AS user')).rows[0]!.user
   const asApp = () => (switchRole ? client.query(`SET LOCAL ROLE ${quoteIdent(role)}`) : Promise.resolve())
   const asSession = () => (switchRole ? client.query('RESET ROLE') : Promise.resolve())
@@ -172,11 +171,16 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const key = keyOf(relation)
         const columns = columnsOf.get(relation.oid) ?? []
         const typeOf = (name: string) => columns.find((candidate) => candidate.name === name)!.type
-        await setTenant(ids.a)
-        const insertA = insertSql(relation, await buildRow(relation, { [column]: ids.a }, ids.a))
-        const written = await attempt(insertA.sql, insertA.params, true)
-        if (!written.ok) throw new NotProbed(`writing a row as tenant A failed: ${written.message}`)
-        const stored = written.rows[0]!
+        // Tenant, savepoint and A's row in one round trip; A's row stays for the tables that reference this one.
+        const insertA = `${literalInsert(relation, await buildRow(relation, { [column]: ids.a }, ids.a))} RETURNING ${returning(relation)}`
+        let stored: Row
+        try {
+          const answers = (await client.query(`SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(ids.a)}, true); SAVEPOINT probe_row; ${insertA}`)) as unknown as pg.QueryResult[]
+          stored = answers[answers.length - 1]!.rows[0] as Row
+        } catch (error) {
+          await client.query('ROLLBACK TO SAVEPOINT probe_row')
+          throw new NotProbed(`writing a row as tenant A failed: ${(error as Error).message}`)
+        }
         probeRows.set(relation.oid, new Map([[ids.a, stored]]))
         // Second rows, with fresh keys and tenant A's parents, built now: building may write shared parents,
         // which must outlive the rollbacks below. No RETURNING: it would add the SELECT policies' check on
@@ -189,7 +193,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const where = key.map((keyColumn) => `${quoteIdent(keyColumn)} = ${literal(stored[keyColumn] ?? null, typeOf(keyColumn))}`).join(' AND ')
         const blind = blindUpdate(relation, column, tenantType, ids.b)
 
-        await client.query('SAVEPOINT probe_table')
+        await client.query('RELEASE SAVEPOINT probe_row; SAVEPOINT probe_table')
         try {
           // Each probe goes back to the state with only A's row, chooses the tenant (set_config is undone by
           // the rollback too) and runs one statement: one round trip.
