@@ -28,6 +28,8 @@ export interface TenancyFixture<Client, Admin> {
   client: Client
   /** The unscoped client, connected as the superuser. Never use it to prove isolation. */
   admin: Admin
+  /** The tenant client's driver adapter (its `pool` is the application's connection pool). */
+  adapter: TenancyPg
   /** Everything the tenant client sent to the server. */
   wire: WireRecorder
   /** The tenant client bound to one tenant. */
@@ -63,6 +65,7 @@ export function createTenancyFixture<Client extends TenantClient<Client>, Admin 
     database,
     client,
     admin,
+    adapter,
     wire,
     asTenant: (tenantId) => client.forTenant(tenantId),
     createTenants: createTenants as TenancyFixture<Client, Admin>['createTenants'],

@@ -16,6 +16,8 @@ export interface WireRecorder {
   readonly roundTrips: readonly RoundTrip[]
   /** Every statement's text, in order. */
   statements(): string[]
+  /** Every statement but the tenancy driver's own set_config. */
+  dataStatements(): string[]
   clear(): void
 }
 
@@ -52,6 +54,7 @@ export function recordWire(pool: pg.Pool): WireRecorder {
       return roundTrips
     },
     statements: () => roundTrips.flatMap((trip) => trip.statements),
+    dataStatements: () => roundTrips.flatMap((trip) => trip.statements).filter((text) => !setsTenant(text)),
     clear: () => {
       roundTrips = []
     },
