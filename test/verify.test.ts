@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, describe, expect, inject, it } from 'vitest'
+import { describe, expect, inject, it, onTestFinished } from 'vitest'
 import { runCli } from '../src/cli/program.js'
 import { grantAppRole, withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
@@ -18,18 +18,18 @@ const isolation = (table: string) => `"tenant_id" = (SELECT NULLIF(current_setti
 /** A database of its own for one test, cloned from the correctly migrated template, broken as superuser by `sql`. */
 async function brokenDatabase(sql: string | ((role: string) => string), options: { throwawayRole?: boolean } = {}): Promise<{ database: TestDatabase; role: string }> {
   const database = await createTestDatabase(server)
-  afterAll(() => database.drop())
   let role = database.appRole.name
   if (options.throwawayRole === true) {
     // Roles are cluster-wide: role-level breakage gets a role of its own, never tenancy_app.
     role = `verify_app_${randomBytes(4).toString('hex')}`
     await withClient(database.adminUrl, (client) => client.query(`CREATE ROLE ${role} LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT`))
     await grantAppRole(database.adminUrl, role)
-    afterAll(async () => {
-      await database.drop()
-      await withClient(server.adminUrl, (client) => client.query(`DROP ROLE IF EXISTS ${role}`))
-    })
   }
+  // Hooks registered inside a test must be per-test: afterAll here would never run. Database first, then its roles.
+  onTestFinished(async () => {
+    await database.drop()
+    if (options.throwawayRole === true) await withClient(server.adminUrl, (client) => client.query(`DROP ROLE IF EXISTS ${role}; DROP ROLE IF EXISTS ${role}_admin`))
+  })
   await withClient(database.adminUrl, (client) => client.query(typeof sql === 'string' ? sql : sql(role)))
   return { database, role }
 }
