@@ -1,8 +1,9 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
-import { describe, expect, it } from 'vitest'
-import { withClient } from '../src/database/admin.js'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { dropDatabase, withClient } from '../src/database/admin.js'
+import { withDatabase } from '../src/database/connection-url.js'
 import { isTenancyError } from '../src/errors.js'
 import { migrateDeploy, migrateDev, migrateStatus } from '../src/migrate/migrate.js'
 import { useTestDatabase } from '../src/testing/index.js'
@@ -11,10 +12,11 @@ import { createHash } from 'node:crypto'
 
 const db = await useTestDatabase()
 
-async function freshDatabase(name: string): Promise<string> {
-  const url = new URL(db.adminUrl)
-  url.pathname = `/${db.name}_${name}`
-  return url.toString()
+/** The URL of a database that does not exist yet (migrate creates it), dropped when the test ends. */
+function freshDatabase(name: string): string {
+  const database = `${db.name}_${name}`
+  onTestFinished(() => dropDatabase(db.adminUrl, database))
+  return withDatabase(db.adminUrl, database)
 }
 
 describe('migrate deploy', () => {
@@ -50,7 +52,7 @@ describe('migrate deploy', () => {
     await writeFile(join(migrations, '29990101000000_broken', 'migration.sql'), 'CREATE TABLE ok_table (id int);\nCREATE TABLE broken (id nosuchtype);\n')
     await mkdir(join(migrations, '29990102000000_after'))
     await writeFile(join(migrations, '29990102000000_after', 'migration.sql'), 'CREATE TABLE after_table (id int);\n')
-    const url = await freshDatabase('broken')
+    const url = freshDatabase('broken')
     const error = await migrateDeploy({ cwd: dir, databaseUrl: url }).catch((caught: unknown) => caught)
     expect(isTenancyError(error, 'MIGRATION_FAILED')).toBe(true)
     expect((error as Error).message).toContain('29990101000000_broken')
@@ -93,7 +95,7 @@ describe('migrate dev', () => {
     const { dir } = await copyExampleProject()
     const schemaPath = join(dir, 'prisma', 'schema.prisma')
     await writeFile(schemaPath, `${await readFile(schemaPath, 'utf8')}\nmodel Label {\n  id   Int    @id @default(autoincrement())\n  name String\n}\n`)
-    const url = await freshDatabase('dev')
+    const url = freshDatabase('dev')
     const first = await migrateDev({ cwd: dir, databaseUrl: url, name: 'add label' })
     expect(first.created).toMatch(/^\d{14}_add_label$/)
     const script = await readFile(join(dir, 'prisma', 'migrations', first.created!, 'migration.sql'), 'utf8')
