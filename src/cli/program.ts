@@ -19,60 +19,52 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .configureOutput({ writeOut: (text) => io.stderr(text), writeErr: (text) => io.stderr(text) })
     .showHelpAfterError()
 
-  const project = (command: Command) =>
+  // Options several commands share, each defined once.
+  const schemaOptions = (command: Command) =>
     command
       .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
       .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
-      .option('--migrations <path>', 'migrations folder (overrides the config)')
-      .option('--database-url <url>', 'database to migrate (overrides the config and DATABASE_URL)')
-      .option('--json', 'print the result as JSON on stdout')
+  const databaseOption = (command: Command) => command.option('--database-url <url>', 'the database (overrides the config and DATABASE_URL)')
+  const migrationsOption = (command: Command) => command.option('--migrations <path>', 'migrations folder (overrides the config)')
+  const tenantOptions = (command: Command) =>
+    command
+      .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
+      .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
+  const jsonOption = (command: Command) => command.option('--json', 'print the result as JSON on stdout (human-readable text still goes to stderr)')
+  const migrateCommand = (command: Command) => jsonOption(databaseOption(migrationsOption(schemaOptions(command))))
 
   const migrate = program.command('migrate').description('Prisma migrations without the native schema engine')
-  project(migrate.command('deploy').description('apply pending migrations')).action((options) => {
+  migrateCommand(migrate.command('deploy').description('apply pending migrations')).action((options) => {
     action = (cliIo) => migrateDeployCommand(options, cliIo)
   })
-  project(migrate.command('dev').description('create a migration from the schema diff, then apply it'))
+  migrateCommand(migrate.command('dev').description('create a migration from the schema diff, then apply it'))
     .requiredOption('-n, --name <name>', 'name of the new migration')
     .action((options) => {
       action = (cliIo) => migrateDevCommand(options, cliIo)
     })
-  project(migrate.command('status').description('compare the database with the migrations folder')).action((options) => {
+  migrateCommand(migrate.command('status').description('compare the database with the migrations folder')).action((options) => {
     action = (cliIo) => migrateStatusCommand(options, cliIo)
   })
-  project(migrate.command('resolve').description('mark a failed migration as rolled back'))
+  migrateCommand(migrate.command('resolve').description('mark a failed migration as rolled back'))
     .requiredOption('--rolled-back <name>', 'the failed migration')
     .action((options) => {
       action = (cliIo) => migrateResolveCommand(options, cliIo)
     })
 
-  program
-    .command('generate')
+  jsonOption(tenantOptions(migrationsOption(schemaOptions(program.command('generate')))))
     .description('write the row-level security migration for tenant tables (policies, grants) from the schema')
-    .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
-    .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
-    .option('--migrations <path>', 'migrations folder (overrides the config)')
     .option('-n, --name <name>', 'name of the migration folder', 'rls')
-    .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
-    .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
     .option('--strict', 'with --check, also exit 1 on warnings (missing tenant default or index, foreign keys without the tenant column)')
-    .option('--json', 'print the result as JSON on stdout')
     .action((options) => {
       action = (cliIo) => generateCommand(options, cliIo)
     })
 
-  program
-    .command('verify')
+  jsonOption(tenantOptions(databaseOption(schemaOptions(program.command('verify')))))
     .description('prove every tenant table is isolated for the app role: catalog checks and rolled-back probes (exit 1 when a check fails)')
-    .option('--config <path>', 'prisma.config.ts to read (default: found like the Prisma CLI does)')
-    .option('--schema <path>', 'Prisma schema file or folder (overrides the config)')
-    .option('--database-url <url>', 'database to verify (overrides the config and DATABASE_URL)')
     .option('--role <role>', 'the role the application connects as (default: the connecting user)')
-    .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
-    .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
     .option('--no-probes', 'catalog checks only; skip the behavioural probes')
-    .option('--json', 'print the report as JSON on stdout (the readable report still goes to stderr)')
     .action((options) => {
       action = (cliIo) => verifyCommand(options, cliIo)
     })
