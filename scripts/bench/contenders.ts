@@ -37,6 +37,9 @@ export interface ContenderFactory {
   create(urls: ContenderUrls): Promise<Contender>
 }
 
+/** What a started contender reports about itself: its factory's description. */
+export const identity = ({ name, rls, isolates }: ContenderFactory) => ({ name, rls, isolates })
+
 function prismaClient(url: string, poolSize: number): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize }) })
 }
@@ -49,7 +52,7 @@ const plainPrisma: ContenderFactory = {
   async create({ unrestrictedUrl, poolSize }) {
     const prisma = prismaClient(unrestrictedUrl, poolSize)
     return {
-      ...this,
+      ...identity(this),
       scope: (_tenantId, work) => work(prisma),
       transaction: (_tenantId, work) => prisma.$transaction((tx) => work(tx)),
       close: () => prisma.$disconnect(),
@@ -85,7 +88,7 @@ const batchSetConfig: ContenderFactory = {
         }),
       )
     return {
-      ...this,
+      ...identity(this),
       // A query-only extension leaves the model types as they are.
       scope: (tenantId, work) => work(prisma.$extends(forTenant(tenantId)) as unknown as TenantDb),
       transaction: (tenantId, work) =>
@@ -113,7 +116,7 @@ const betterTenantPrisma: ContenderFactory = {
       telemetry: { enabled: false },
     })
     const run = <T>(tenantId: string, work: (db: TenantDb) => Promise<T>) => tenant.runAs(tenantId, (tx) => work(tx as unknown as TenantDb))
-    return { ...this, scope: run, transaction: run, close: () => prisma.$disconnect() }
+    return { ...identity(this), scope: run, transaction: run, close: () => prisma.$disconnect() }
   },
 }
 
@@ -129,7 +132,7 @@ const appLevelFilter: ContenderFactory = {
       $transaction<T>(work: (tx: TenantDb) => Promise<T>): Promise<T>
     }
     return {
-      ...this,
+      ...identity(this),
       scope: (tenantId, work) => context.run({ tenantId }, () => work(client)),
       transaction: (tenantId, work) => context.run({ tenantId }, () => client.$transaction((tx) => work(tx))),
       close: () => prisma.$disconnect(),

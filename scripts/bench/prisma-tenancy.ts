@@ -1,6 +1,6 @@
 import { PrismaClient } from '../../prisma/generated/client.js'
 import { tenancy, tenancyAdapter } from '../../src/index.js'
-import type { ContenderFactory, TenantDb } from './contenders.js'
+import { identity, type ContenderFactory, type TenantDb } from './contenders.js'
 
 /**
  * (b) prisma-tenancy as an application uses it: the tenancy driver adapter
@@ -16,7 +16,7 @@ export function prismaTenancyOn(name: string, schema?: string): ContenderFactory
       const base = new PrismaClient({ adapter: tenancyAdapter({ connectionString: appUrl, max: poolSize }, schema === undefined ? {} : { schema }) })
       const prisma = base.$extends(tenancy())
       return {
-        ...this,
+        ...identity(this),
         // A client-level extension leaves the model types as they are.
         scope: (tenantId, work) => work(prisma.forTenant(tenantId) as unknown as TenantDb),
         transaction: (tenantId, work) => prisma.forTenant(tenantId).$transaction((tx) => work(tx as unknown as TenantDb)),
