@@ -368,6 +368,18 @@ describe('verify refuses bad input', () => {
     const error = await verify({ databaseUrl: db.adminUrl, role: 'no_such_role_here' }).catch((caught: unknown) => caught)
     expect(isTenancyError(error, 'CONFIG_INVALID')).toBe(true)
   })
+
+  it('fails with NO_TENANT_COLUMN instead of passing when no model has the tenant field', async () => {
+    const error = await verify({ databaseUrl: db.adminUrl, role: db.appRole.name, tenantField: 'tenantKey' }).catch((caught: unknown) => caught)
+    expect(isTenancyError(error, 'NO_TENANT_COLUMN')).toBe(true)
+    expect((error as Error).message).toContain('tenantKey')
+  })
+
+  it('fails with CONFIG_INVALID for a setting name PostgreSQL would not accept', async () => {
+    const error = await verify({ databaseUrl: db.adminUrl, role: db.appRole.name, setting: 'current_tenant' }).catch((caught: unknown) => caught)
+    expect(isTenancyError(error, 'CONFIG_INVALID')).toBe(true)
+    expect((error as Error).message).toContain('app.current_tenant')
+  })
 })
 
 describe('prisma-tenancy verify', () => {

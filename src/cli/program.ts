@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander'
+import { defaultTenantField, defaultTenantSetting } from '../context/tenant-setting.js'
 import { generateCommand } from './commands/generate.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
 import { verifyCommand } from './commands/verify.js'
@@ -28,8 +29,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   const migrationsOption = (command: Command) => command.option('--migrations <path>', 'migrations folder (overrides the config)')
   const tenantOptions = (command: Command) =>
     command
-      .option('--tenant-field <field>', 'Prisma field holding the tenant', 'tenantId')
-      .option('--setting <name>', 'PostgreSQL setting holding the current tenant', 'app.current_tenant')
+      .option('--tenant-field <field>', 'Prisma field holding the tenant', defaultTenantField)
+      .option('--setting <name>', 'PostgreSQL setting holding the current tenant', defaultTenantSetting)
   const jsonOption = (command: Command) => command.option('--json', 'print the result as JSON on stdout (human-readable text still goes to stderr)')
   const migrateCommand = (command: Command) => jsonOption(databaseOption(migrationsOption(schemaOptions(command))))
 

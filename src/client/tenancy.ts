@@ -1,11 +1,11 @@
 import { Prisma } from '@prisma/client/extension'
-import { z } from 'zod'
 import { currentTenantId, runWithTenant } from '../context/tenant-context.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
+import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
 import { scopeRequestBatching } from './request-batching.js'
 import { asTenancyError } from './tenancy-errors.js'
-import { defaultTenantSetting, isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
+import { isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
 
 export interface TenancyOptions {
   /** The custom setting the policies read. Default `app.current_tenant`. */
@@ -13,10 +13,6 @@ export interface TenancyOptions {
   /** What a valid tenant id is. Default: 1-63 of [A-Za-z0-9_-]. E.g. `z.uuid()`. */
   tenantId?: TenantIdSchema
 }
-
-const settingSchema = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a custom setting name is two identifiers joined by a dot, such as app.current_tenant')
 
 /**
  * The tenancy client extension.
@@ -53,11 +49,7 @@ function bindTenant(client: object, tenantId: string): unknown {
 }
 
 export function tenancy(options: TenancyOptions = {}) {
-  const parsedSetting = settingSchema.safeParse(options.setting ?? defaultTenantSetting)
-  if (!parsedSetting.success) {
-    throw new TenancyError('CONFIG_INVALID', `Invalid tenancy({ setting }): ${parsedSetting.error.issues.map((issue) => issue.message).join('; ')}.`)
-  }
-  const setting = parsedSetting.data
+  const { setting } = parseTenancyNames({ setting: options.setting })
   const validate = tenantIdValidator(options.tenantId)
   const resolveTenant = (): string => {
     const tenantId = currentTenantId()

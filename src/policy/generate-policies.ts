@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { readSchemaFiles, resolveProject } from '../config/project-config.js'
+import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
 import { parseMigrationName } from '../migrate/migrate.js'
 import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
@@ -46,24 +47,15 @@ export interface GeneratePoliciesResult {
   upToDate: boolean
 }
 
-const optionsSchema = z.object({
-  tenantField: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/, 'must be a Prisma field name').default('tenantId'),
-  setting: z
-    .string()
-    .regex(/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)+$/, 'must be a custom setting name with a dot, e.g. app.current_tenant')
-    .default('app.current_tenant'),
-  appRole: z.string().min(1).max(63).optional(),
-})
+const appRoleSchema = z.string().min(1).max(63).optional()
 
 function parseOptions(options: GeneratePoliciesOptions) {
-  const parsed = optionsSchema.safeParse({ tenantField: options.tenantField, setting: options.setting, appRole: options.appRole })
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new TenancyError('CONFIG_INVALID', `The option ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'is invalid'}. Fix it and run the command again.`, {
-      cause: parsed.error,
-    })
+  const names = parseTenancyNames(options)
+  const appRole = appRoleSchema.safeParse(options.appRole)
+  if (!appRole.success) {
+    throw new TenancyError('CONFIG_INVALID', 'The option appRole must be a role name of 1 to 63 characters. Fix it and run again.', { cause: appRole.error })
   }
-  return parsed.data
+  return { ...names, appRole: appRole.data }
 }
 
 interface Planned {

@@ -1,3 +1,4 @@
+import { defaultTenantField } from '../context/tenant-setting.js'
 import { isTenancyError } from '../errors.js'
 import type { TenancyFixture, TenantClient } from './tenancy-fixture.js'
 import { statementsWithoutTenant } from './wire-recorder.js'
@@ -47,7 +48,7 @@ export async function expectIsolation<Client extends TenantClient<Client>, Admin
   const delegate = (client: Client) => (client as unknown as Record<string, Delegate>)[isolationCase.model] as Delegate
   const asOwner = delegate(fixture.asTenant(owner))
   const asIntruder = delegate(fixture.asTenant(intruder))
-  const tenantField = isolationCase.tenantField ?? 'tenantId'
+  const tenantField = isolationCase.tenantField ?? defaultTenantField
   const breaches: string[] = []
 
   const row = await asOwner.create({ data: isolationCase.data })

@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import { readSchemaFiles, resolveProject, type ProjectOptions } from '../config/project-config.js'
+import { parseTenancyNames } from '../context/tenant-setting.js'
 import { withClient } from '../database/admin.js'
 import { databaseName, parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
-import { classifyModels } from '../policy/classify-models.js'
+import { classifyModels, noTenantColumnError } from '../policy/classify-models.js'
 import { parseDatamodel } from '../policy/prisma-schema.js'
 import { readCatalog, roleExists } from './catalog.js'
 import { runProbes } from './probes.js'
@@ -34,10 +35,14 @@ export interface VerifyOptions extends ProjectOptions {
  */
 export async function verify(options: VerifyOptions = {}): Promise<VerifyReport> {
   const started = performance.now()
-  const setting = options.setting ?? 'app.current_tenant'
+  const { setting, tenantField } = parseTenancyNames(options)
   const project = await resolveProject(options)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
-  const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField: options.tenantField ?? 'tenantId', setting })
+  const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField, setting })
+  // Nothing to verify is no proof of isolation: a mistyped --tenant-field must not pass.
+  if (analysis.tenantTables.length === 0 && !analysis.sharedTables.some((table) => table.marked)) {
+    throw noTenantColumnError(tenantField, setting, analysis.models.map((model) => model.model))
+  }
   return withClient(databaseUrl, async (client) => {
     const currentUser = (await client.query<{ user: string }>('SELECT current_user AS user')).rows[0]!.user
     const role = options.role ?? currentUser
