@@ -71,6 +71,13 @@ describe('migrate deploy', () => {
     expect(isTenancyError(error, 'DATABASE_UNREACHABLE')).toBe(true)
   })
 
+  it('does not create a database that migrate status is pointed at by mistake', async () => {
+    const url = freshDatabase('typo')
+    const error = await migrateStatus({ databaseUrl: url }).catch((caught: unknown) => caught)
+    expect(isTenancyError(error, 'DATABASE_UNREACHABLE')).toBe(true)
+    expect(await withClient(db.adminUrl, async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [`${db.name}_typo`])).rowCount)).toBe(0)
+  })
+
   it('fails with SCHEMA_NOT_FOUND naming the path when the schema file is missing', async () => {
     const error = await migrateDeploy({ databaseUrl: db.adminUrl, schema: 'prisma/nope.prisma' }).catch((caught: unknown) => caught)
     expect(isTenancyError(error, 'SCHEMA_NOT_FOUND')).toBe(true)

@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { currentTenantId } from '../context/tenant-context.js'
+import { parseDatabaseUrl } from '../database/connection-url.js'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
 import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
@@ -47,7 +48,7 @@ export class TenancyPg extends PrismaPg {
   #settingChosen = false
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
-    const config = typeof connection === 'string' ? { connectionString: connection } : connection
+    const config = typeof connection === 'string' ? { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') } : connection
     const settings = { setting: defaultTenantSetting }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
@@ -84,7 +85,7 @@ const unscopedAdapters = new WeakSet<object>()
  * it cannot take the tenancy() extension, so it cannot be mistaken for one.
  */
 export function unscopedAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): PrismaPg {
-  const adapter = new PrismaPg(connection, options.schema === undefined ? undefined : { schema: options.schema })
+  const adapter = new PrismaPg(typeof connection === 'string' ? parseDatabaseUrl(connection, 'unscopedAdapter(url)') : connection, options.schema === undefined ? undefined : { schema: options.schema })
   unscopedAdapters.add(adapter)
   return adapter
 }

@@ -57,8 +57,8 @@ function installSignalHandlers(): void {
  * deleted on stop.
  */
 export async function startEmbeddedPostgres(options: { log?: (message: unknown) => void } = {}): Promise<RunningPostgres> {
-  const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pg-'))
   const port = await freePort()
+  const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pg-'))
   const password = 'postgres'
   const server = new EmbeddedPostgres({
     databaseDir,

@@ -1,11 +1,11 @@
 import type { DiagnoseMigrationHistoryOutput, MigrationList, SchemaEngine } from '@prisma/schema-engine-wasm'
 import { z } from 'zod'
 import { readSchemaFiles, resolveProject, type ProjectOptions } from '../config/project-config.js'
-import { ensureDatabase, withClient } from '../database/admin.js'
-import { parseDatabaseUrl } from '../database/connection-url.js'
+import { databaseExists, ensureDatabase } from '../database/admin.js'
+import { databaseName, parseDatabaseUrl, redactUrl, withDatabase } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
 import { migrationFolderName, readMigrationsDirectory, writeMigration } from './migrations-directory.js'
-import { openSchemaEngine, type SchemaFile } from './schema-engine.js'
+import { openSchemaEngine, takeEnginePanic, type SchemaFile } from './schema-engine.js'
 
 const noFilters = { externalTables: [], externalEnums: [] }
 
@@ -36,11 +36,21 @@ interface Session {
   migrationsDir: string
 }
 
-async function withEngine<T>(options: MigrateOptions, work: (session: Session) => Promise<T>): Promise<T> {
+/**
+ * `database: 'create'` creates a missing database, as prisma migrate deploy and dev do;
+ * `'existing'` (status, resolve) refuses one, so a mistyped name is not created.
+ */
+async function withEngine<T>(options: MigrateOptions, database: 'create' | 'existing', work: (session: Session) => Promise<T>): Promise<T> {
   const project = await resolveProject(options)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
   const schemaFiles = await readSchemaFiles(project.schemaPath)
-  await ensureDatabase(databaseUrl)
+  if (database === 'create') await ensureDatabase(databaseUrl)
+  else if (!(await databaseExists(databaseUrl, databaseName(databaseUrl)))) {
+    throw new TenancyError(
+      'DATABASE_UNREACHABLE',
+      `The database ${databaseName(databaseUrl)} does not exist on ${redactUrl(withDatabase(databaseUrl, 'postgres'))}. Check the database name in the URL, or run prisma-tenancy migrate deploy to create it.`,
+    )
+  }
   const migrations = await readMigrationsDirectory(project.migrationsDir)
   const unreadable = migrations.migrationDirectories.find((dir) => dir.migrationFile.content.tag === 'error')
   if (unreadable !== undefined) {
@@ -58,7 +68,9 @@ async function withEngine<T>(options: MigrateOptions, work: (session: Session) =
 }
 
 function migrationFailure(cause: unknown, action: string): TenancyError {
-  const text = cause instanceof Error ? cause.message : String(cause)
+  // After a panic the engine throws a bare "unreachable"; the panic message says what happened.
+  const panic = takeEnginePanic()
+  const text = panic ?? (cause instanceof Error ? cause.message : String(cause))
   // The engine names the failing migration only in its span trace, after the message.
   const [message = text, trace = ''] = text.split(/\n\s+0: /)
   const migration = /migration_name="([^"]+)"/.exec(trace)?.[1]
@@ -87,7 +99,7 @@ async function applyPending(session: Session): Promise<string[]> {
  * recorded as failed exactly as Prisma records it, and nothing after it runs.
  */
 export async function migrateDeploy(options: MigrateOptions = {}): Promise<MigrateDeployResult> {
-  return withEngine(options, async (session) => ({ applied: await applyPending(session), migrationsDir: session.migrationsDir }))
+  return withEngine(options, 'create', async (session) => ({ applied: await applyPending(session), migrationsDir: session.migrationsDir }))
 }
 
 const migrationName = z
@@ -117,7 +129,7 @@ export function parseMigrationName(value: unknown): string {
  */
 export async function migrateDev(options: MigrateOptions & { name: string }): Promise<MigrateDevResult> {
   const name = parseMigrationName(options.name)
-  const { applied, script, migrationsDir } = await withEngine(options, async (session) => {
+  const { applied, script, migrationsDir } = await withEngine(options, 'create', async (session) => {
     const applied = await applyPending(session)
     const diff = await session.engine
       .diff({
@@ -141,7 +153,7 @@ export async function migrateDev(options: MigrateOptions & { name: string }): Pr
 
 /** `migrate status`: the engine's diagnosis of the database against the migrations folder. */
 export async function migrateStatus(options: MigrateOptions = {}): Promise<MigrateStatusResult> {
-  return withEngine(options, async (session) => {
+  return withEngine(options, 'existing', async (session) => {
     const diagnosis = await session.engine.diagnoseMigrationHistory({
       migrationsList: session.migrations,
       optInToShadowDatabase: false,
@@ -158,16 +170,9 @@ export async function migrateStatus(options: MigrateOptions = {}): Promise<Migra
 
 /** `migrate resolve --rolled-back`: marks a failed migration as rolled back so deploy can run again. */
 export async function markRolledBack(options: MigrateOptions & { migration: string }): Promise<void> {
-  await withEngine(options, async (session) => {
+  await withEngine(options, 'existing', async (session) => {
     await session.engine.markMigrationRolledBack({ migrationName: options.migration }).catch((cause: unknown) => {
       throw migrationFailure(cause, `Marking ${options.migration} as rolled back`)
     })
-  })
-}
-
-/** Checks a connection before heavier work, so an unreachable server fails fast with a clear message. */
-export async function checkConnection(databaseUrl: string): Promise<void> {
-  await withClient(databaseUrl, async (client) => {
-    await client.query('SELECT 1')
   })
 }

@@ -107,29 +107,38 @@ class EngineAdapterFactory extends PrismaPg {
 
   override async connectToShadowDb() {
     const name = `prisma_migrate_shadow_db_${randomUUID()}`
-    const adminUrlConfig = { ...this.engineConfig, max: 1 }
-    const admin = new pg.Client(adminUrlConfig)
-    await admin.connect()
-    try {
-      await admin.query(`CREATE DATABASE ${quoteIdent(name)}`)
-    } finally {
-      await admin.end()
-    }
+    await this.#runOnServer(`CREATE DATABASE ${quoteIdent(name)}`)
     const pool = new pg.Pool({ ...this.engineConfig, database: name })
-    const adapter = engineConnection(await new PrismaPg(pool).connect())
+    const dropShadow = async () => {
+      await pool.end().catch(() => undefined)
+      await this.#runOnServer(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
+    }
+    let adapter: PrismaPgAdapter
+    try {
+      adapter = engineConnection(await new PrismaPg(pool).connect())
+    } catch (error) {
+      await dropShadow()
+      throw error
+    }
     const dispose = adapter.dispose.bind(adapter)
     adapter.dispose = async () => {
-      await dispose()
-      await pool.end()
-      const dropper = new pg.Client(adminUrlConfig)
-      await dropper.connect()
       try {
-        await dropper.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
+        await dispose()
       } finally {
-        await dropper.end()
+        await dropShadow()
       }
     }
     return adapter
+  }
+
+  async #runOnServer(sql: string): Promise<void> {
+    const client = new pg.Client(this.engineConfig)
+    await client.connect()
+    try {
+      await client.query(sql)
+    } finally {
+      await client.end()
+    }
   }
 }
 
@@ -184,16 +193,21 @@ export async function openSchemaEngine(databaseUrl: string, schemaFiles: SchemaF
   const pool = new pg.Pool(config)
   const adapter = bindMigrationAwareSqlAdapterFactory(new EngineAdapterFactory(pool, config))
   const log = () => undefined
-  const engine = await bg.SchemaEngine.new({ datamodels: schemaFiles.map((file) => [file.path, file.content]) }, log, adapter)
+  let engine: SchemaEngine
+  try {
+    engine = await bg.SchemaEngine.new({ datamodels: schemaFiles.map((file) => [file.path, file.content]) }, log, adapter)
+  } catch (error) {
+    await pool.end().catch(() => undefined)
+    throw error
+  }
   return {
     engine,
     async close() {
-      engine.free()
-      await pool.end().catch(() => undefined)
+      try {
+        engine.free()
+      } finally {
+        await pool.end().catch(() => undefined)
+      }
     },
   }
-}
-
-export async function schemaEngineVersion(): Promise<string> {
-  return (await loadBindings()).version()
 }
