@@ -380,6 +380,16 @@ describe('classification and schema findings', () => {
   })
 })
 
+describe('a tenant model whose table no migration creates yet', () => {
+  it('makes generate write nothing for it and exit 1, so a script stops before deploying', async () => {
+    const project = await copyExampleProject()
+    await writeFile(project.schema, `${await exampleSchema()}\nmodel Note {\n  id       String @id @default(uuid())\n  tenantId String ${tenantDefault} @map("tenant_id")\n\n  @@unique([tenantId, id])\n}\n`)
+    const result = await runCliCaptured(['generate', '--schema', project.schema, '--migrations', project.migrations])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('Not written: Note')
+  })
+})
+
 describe('adding a tenant model later', () => {
   const attachment = `\nmodel Attachment {\n  id       String @id @default(uuid())\n  tenantId String ${tenantDefault} @map("tenant_id")\n  name     String\n\n  @@unique([tenantId, id])\n  @@map("attachments")\n}\n`
   const databaseName = `${db.name}_later`

@@ -31,12 +31,16 @@ function describe(result: GeneratePoliciesResult, check: boolean): string {
   return lines.join('\n')
 }
 
-/** `generate`: writes the policy migration; with --check, only reports and exits 1 on drift (and, with --strict, on warnings). */
+/**
+ * `generate`: writes the policy migration; with --check, only reports. Exits 1 when a
+ * tenant table is left without policies (drift, or a table it could not write for),
+ * and with --strict also on warnings, so `generate && migrate deploy` stops there.
+ */
 export async function generateCommand(options: GenerateCommandOptions, io: CliIo): Promise<number> {
   const check = options.check === true
   const result = check ? await checkPolicies(options) : await generatePolicies(options)
   if (options.json === true) io.stdout(JSON.stringify(result))
   io.stderr(describe(result, check))
   const failed = !result.upToDate || (options.strict === true && result.findings.length > 0)
-  return check && failed ? exitCodes.failed : exitCodes.ok
+  return failed ? exitCodes.failed : exitCodes.ok
 }
