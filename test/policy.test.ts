@@ -240,6 +240,10 @@ describe('the generated SQL', () => {
     }
   })
 
+  it('refuses a mapped name with a line break, which would end a comment and start SQL of its own', () => {
+    expect(() => render(`model Note {\n  id String @id\n  tenantId String ${tenantDefault}\n  @@index([tenantId])\n  @@map("notes\\nDROP TABLE x")\n}`, null)).toThrow(/line break/)
+  })
+
   it('with an app role, grants reads and writes on tenant tables and reads on shared ones (file snapshot)', async () => {
     await expect(render((await exampleSchema()).replace(/^datasource db \{[^}]*\}/m, ''), 'tenancy_app')).toMatchFileSnapshot('./__snapshots__/policy-example-app-role.sql')
   })

@@ -151,6 +151,11 @@ function sharedBlock(table: TableName, appRole: string): string[] {
  */
 export function renderPolicyMigration(plan: PolicyPlan): string {
   const role = plan.appRole
+  assertOneLineNames([
+    ...[...plan.tenantTables, ...plan.sharedTables, ...plan.liftedTables].flatMap((table) => [table.schema ?? '', table.table]),
+    ...plan.tenantTables.map((table) => table.column),
+    role ?? '',
+  ])
   const records = [
     ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role)),
     ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
@@ -170,6 +175,19 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
   const script = `${sections.map((lines) => lines.join('\n')).join('\n\n')}\n`
   assertSplitsAtSemicolons(script)
   return script
+}
+
+/**
+ * Names are also written into `--` comments, which end at a line break: a name
+ * with one (or another control character) could put SQL of its own on the next line.
+ */
+function assertOneLineNames(names: string[]): void {
+  const bad = names.find((name) => /[\u0000-\u001f\u007f]/.test(name))
+  if (bad === undefined) return
+  throw new TenancyError(
+    'SCHEMA_INVALID',
+    `The name ${JSON.stringify(bad)} contains a line break or another control character. Rename it in the schema (@@map / @map / @@schema) or the --app-role option.`,
+  )
 }
 
 /**
