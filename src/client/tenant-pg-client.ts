@@ -17,14 +17,18 @@ export interface TenantPgClientConfig extends pg.ClientConfig {
 }
 
 type Callback = (error: Error | null, result?: unknown) => void
-type StatementKind = 'begin' | 'set-transaction' | 'end' | 'savepoint' | 'data'
+export type StatementKind = 'begin' | 'set-transaction' | 'end' | 'savepoint' | 'data'
+
+/** The statement that sets the tenant; the setting and the tenant travel as parameters. */
+export const setTenantSql = 'SELECT set_config($1, $2, true)'
 
 const beginPattern = /^\s*(?:BEGIN|START\s+TRANSACTION)\b/i
 const setTransactionPattern = /^\s*SET\s+TRANSACTION\b/i
 const endPattern = /^\s*(?:COMMIT|END|ROLLBACK|ABORT)\s*;?\s*$/i
 const savepointPattern = /^\s*(?:SAVEPOINT|RELEASE|ROLLBACK\s+TO)\b/i
 
-function classify(text: unknown): StatementKind {
+/** What a statement does to the transaction, as the driver (and the test wire recorder) see it. */
+export function classify(text: unknown): StatementKind {
   if (typeof text !== 'string') return 'data'
   if (beginPattern.test(text)) return 'begin'
   if (setTransactionPattern.test(text)) return 'set-transaction'
@@ -156,7 +160,7 @@ export class TenantPgClient extends pg.Client {
   }
 
   #setTenant(tenantId: string): PrefixStatement {
-    return { text: 'SELECT set_config($1, $2, true)', values: [this.#settings.setting, tenantId] }
+    return { text: setTenantSql, values: [this.#settings.setting, tenantId] }
   }
 
   #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[]): Promise<unknown> | undefined {

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { classify, setTenantSql } from '../client/tenant-pg-client.js'
 
 /** One write to the server that ends in a Sync (extended protocol) or one simple Query. */
 export interface RoundTrip {
@@ -61,11 +62,7 @@ export function recordWire(pool: pg.Pool): WireRecorder {
   }
 }
 
-// The tenancy driver's own statement; the setting and the tenant travel as parameters.
-const setsTenant = (text: string) => text === 'SELECT set_config($1, $2, true)'
-const begins = (text: string) => /^\s*(BEGIN|START\s+TRANSACTION)\b/i.test(text)
-const ends = (text: string) => /^\s*(COMMIT|END|ROLLBACK|ABORT)\s*;?\s*$/i.test(text)
-const isControl = (text: string) => begins(text) || ends(text) || /^\s*(SET\s+TRANSACTION|SAVEPOINT|RELEASE|ROLLBACK\s+TO)\b/i.test(text)
+const setsTenant = (text: string) => text === setTenantSql
 
 /**
  * The data statements that ran with no tenant set in their transaction:
@@ -79,10 +76,11 @@ export function statementsWithoutTenant(roundTrips: readonly RoundTrip[]): strin
   for (const trip of roundTrips) {
     const connection = state.get(trip.connection) ?? { inTransaction: false, tenantSet: false }
     for (const text of trip.statements) {
-      if (begins(text)) connection.inTransaction = true
-      else if (ends(text)) connection.inTransaction = connection.tenantSet = false
+      const kind = classify(text)
+      if (kind === 'begin') connection.inTransaction = true
+      else if (kind === 'end') connection.inTransaction = connection.tenantSet = false
       else if (setsTenant(text)) connection.tenantSet = true
-      else if (!isControl(text) && !connection.tenantSet) offenders.push(text)
+      else if (kind === 'data' && !connection.tenantSet) offenders.push(text)
     }
     if (!connection.inTransaction) connection.tenantSet = false
     state.set(trip.connection, connection)
