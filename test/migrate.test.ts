@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { dropDatabase, withClient } from '../src/database/admin.js'
 import { withDatabase } from '../src/database/connection-url.js'
 import { isTenancyError } from '../src/errors.js'
-import { migrateDeploy, migrateDev, migrateStatus } from '../src/migrate/migrate.js'
+import { markRolledBack, migrateDeploy, migrateDev, migrateStatus } from '../src/migrate/migrate.js'
 import { useTestDatabase } from '../src/testing/index.js'
 import { copyExampleProject } from './support/example-project.js'
 import { createHash } from 'node:crypto'
@@ -76,6 +76,11 @@ describe('migrate deploy', () => {
     const error = await migrateStatus({ databaseUrl: url }).catch((caught: unknown) => caught)
     expect(isTenancyError(error, 'DATABASE_UNREACHABLE')).toBe(true)
     expect(await withClient(db.adminUrl, async (client) => (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [`${db.name}_typo`])).rowCount)).toBe(0)
+  })
+
+  it('refuses to mark a migration rolled back that has no folder', async () => {
+    const error = await markRolledBack({ databaseUrl: db.adminUrl, migration: '20990101000000_nope' }).catch((caught: unknown) => caught)
+    expect(isTenancyError(error, 'MIGRATION_NAME_INVALID')).toBe(true)
   })
 
   it('fails with SCHEMA_NOT_FOUND naming the path when the schema file is missing', async () => {

@@ -171,6 +171,14 @@ export async function migrateStatus(options: MigrateOptions = {}): Promise<Migra
 /** `migrate resolve --rolled-back`: marks a failed migration as rolled back so deploy can run again. */
 export async function markRolledBack(options: MigrateOptions & { migration: string }): Promise<void> {
   await withEngine(options, 'existing', async (session) => {
+    const known = session.migrations.migrationDirectories.map((dir) => dir.path)
+    if (!known.includes(options.migration)) {
+      throw new TenancyError(
+        'MIGRATION_NAME_INVALID',
+        `There is no migration folder named ${options.migration} in ${session.migrationsDir}. Pass the failed migration's folder name, as \`prisma-tenancy migrate status\` lists it.`,
+        { details: { migrations: known } },
+      )
+    }
     await session.engine.markMigrationRolledBack({ migrationName: options.migration }).catch((cause: unknown) => {
       throw migrationFailure(cause, `Marking ${options.migration} as rolled back`)
     })

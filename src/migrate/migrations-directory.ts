@@ -1,6 +1,7 @@
 import type { MigrationList } from '@prisma/schema-engine-wasm'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { TenancyError } from '../errors.js'
 
 export const MIGRATION_LOCK_FILE = 'migration_lock.toml'
 const MIGRATION_SCRIPT = 'migration.sql'
@@ -60,7 +61,15 @@ export function migrationFolderName(name: string, now = new Date()): string {
 export async function writeMigration(migrationsDir: string, folderName: string, script: string): Promise<string> {
   const baseDir = resolve(migrationsDir)
   await mkdir(join(baseDir, folderName), { recursive: true })
-  await writeFile(join(baseDir, folderName, MIGRATION_SCRIPT), script, { flag: 'wx' })
+  await writeFile(join(baseDir, folderName, MIGRATION_SCRIPT), script, { flag: 'wx' }).catch((cause: NodeJS.ErrnoException) => {
+    throw new TenancyError(
+      'MIGRATION_NAME_INVALID',
+      cause.code === 'EEXIST'
+        ? `The migration ${folderName} already exists in ${baseDir}. Wait a second and run again, or choose another --name.`
+        : `Could not write ${join(baseDir, folderName, MIGRATION_SCRIPT)}: ${cause.message}. Check that the migrations folder is writable.`,
+      { cause },
+    )
+  })
   if ((await readIfExists(join(baseDir, MIGRATION_LOCK_FILE))) === null) {
     await writeFile(join(baseDir, MIGRATION_LOCK_FILE), POSTGRES_MIGRATION_LOCK)
   }
