@@ -330,17 +330,26 @@ describe('the wire', () => {
   })
 })
 
+/** Runs `work` on a tenancy pool of one connection, so every checkout hands back the same connection. */
+async function withOneConnection(work: (pool: pg.Pool) => Promise<void>): Promise<void> {
+  const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
+  try {
+    await work(single.pool)
+  } finally {
+    await single.pool.end()
+  }
+}
+
 describe('pooled connections', () => {
   it('roll back a tenant transaction that was released to the pool without COMMIT', async () => {
-    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
-    try {
-      const leaked = await single.pool.connect()
+    await withOneConnection(async (pool) => {
+      const leaked = await pool.connect()
       await runWithTenant('acme', async () => {
         await leaked.query('BEGIN')
         await leaked.query(`INSERT INTO "Project" (id, name) VALUES ('left-open', 'Left open')`)
       })
       leaked.release()
-      const next = await single.pool.connect()
+      const next = await pool.connect()
       try {
         expect(next).toBe(leaked)
         const plainQuery = pg.Client.prototype.query as (this: pg.ClientBase, text: string) => Promise<pg.QueryResult<{ tenant: string | null; tx: string | null }>>
@@ -350,30 +359,25 @@ describe('pooled connections', () => {
         next.release()
       }
       expect(await admin.project.count({ where: { id: 'left-open' } })).toBe(0)
-    } finally {
-      await single.pool.end()
-    }
+    })
   })
 
   it('set the tenant again for the next user of a connection released mid-transaction, even the same tenant', async () => {
-    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
-    try {
-      const leaked = await single.pool.connect()
+    await withOneConnection(async (pool) => {
+      const leaked = await pool.connect()
       await runWithTenant('acme', async () => {
         await leaked.query('BEGIN')
         await leaked.query('SELECT count(*) FROM "Project"')
       })
       leaked.release()
-      const next = await single.pool.connect()
+      const next = await pool.connect()
       try {
         const { rows } = await runWithTenant('acme', () => next.query("SELECT current_setting('app.current_tenant', true) AS tenant"))
         expect(rows).toEqual([{ tenant: 'acme' }])
       } finally {
         next.release()
       }
-    } finally {
-      await single.pool.end()
-    }
+    })
   })
 
   it('refuse a statement of another tenant inside a tenant transaction: TENANT_MISMATCH', async () => {
@@ -389,9 +393,8 @@ describe('pooled connections', () => {
   })
 
   it('keep a held-back BEGIN while an earlier statement completes', async () => {
-    const single = tenancyAdapter({ connectionString: db.appUrl, max: 1 })
-    try {
-      const client = await single.pool.connect()
+    await withOneConnection(async (pool) => {
+      const client = await pool.connect()
       try {
         await runWithTenant('acme', async () => {
           const earlier = client.query('SELECT pg_sleep(0.05)')
@@ -404,9 +407,7 @@ describe('pooled connections', () => {
         client.release()
       }
       expect(await admin.project.count({ where: { id: 'rolled-back' } })).toBe(0)
-    } finally {
-      await single.pool.end()
-    }
+    })
   })
 
   it('carry no tenant setting after interleaved work of many tenants over a pool of two', async () => {
