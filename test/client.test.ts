@@ -78,6 +78,12 @@ describe('a client bound with forTenant', () => {
     expect(untouched.tasks).toHaveLength(1)
   })
 
+  it("follows relations with Prisma's fluent calls as its tenant", async () => {
+    const tasks = await acme.project.findUniqueOrThrow({ where: { id: acmeProjects[0] } }).tasks()
+    expect(tasks.map((task) => task.tenantId)).toEqual(['acme'])
+    expect(await globex.project.findUnique({ where: { id: acmeProjects[0] } }).tasks()).toBeNull()
+  })
+
   it('creates rows for its tenant without a tenantId, through the column default', async () => {
     const project = await globex.project.create({ data: { name: 'Freeze ray' } })
     expect(project.tenantId).toBe('globex')
@@ -108,6 +114,16 @@ describe('a client bound with forTenant', () => {
     expect(first[0]?.tenant).toBe('acme')
     expect(second[0]).toEqual(first[0])
     expect(wire.statements().filter((text) => text.startsWith('SELECT set_config('))).toHaveLength(1)
+  })
+
+  it('refuses a batch $transaction in which one operation has no tenant, and commits none of it', async () => {
+    wire.clear()
+    const error = await refusal(() => prisma.$transaction([acme.project.create({ data: { name: 'Half a batch' } }), prisma.project.create({ data: { name: 'Other half' } })]))
+    expect(error.code).toBe('TENANT_MISSING')
+    // An operation split off the batch would still be running when the refusal arrives: give it time to land.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(wire.statements()).toEqual([])
+    expect(await admin.project.count({ where: { name: { in: ['Half a batch', 'Other half'] } } })).toBe(0)
   })
 
   it('refuses a batch $transaction that mixes tenants before sending any SQL', async () => {
@@ -244,6 +260,25 @@ describe('failing closed', () => {
       await custom.$disconnect()
     }
     for (const setting of ['current_tenant', "app.tenant'; --", 'app.a.b']) expect((await refusal(() => tenancy({ setting }))).code).toBe('CONFIG_INVALID')
+  })
+
+  it("keeps the application's own query hooks and result fields working, applied before or after tenancy()", async () => {
+    const seen: string[] = []
+    const hooks = { query: { $allOperations: ({ operation, args, query }: { operation: string; args: unknown; query: (args: unknown) => Promise<unknown> }) => (seen.push(operation), query(args)) } }
+    const shout = { result: { project: { shout: { needs: { name: true }, compute: (project: { name: string }) => project.name.toUpperCase() } } } }
+    const before = new PrismaClient({ adapter: tenancyAdapter(db.appUrl) }).$extends(hooks).$extends(shout).$extends(tenancy())
+    const after = new PrismaClient({ adapter: tenancyAdapter(db.appUrl) }).$extends(tenancy()).$extends(hooks).$extends(shout)
+    try {
+      for (const client of [before, after]) {
+        seen.length = 0
+        const viaBound = await client.forTenant('globex').project.findFirstOrThrow()
+        const viaContext = await runWithTenant('globex', () => client.project.findFirstOrThrow())
+        expect([viaBound.shout, viaContext.shout]).toEqual(['DOOMSDAY', 'DOOMSDAY'])
+        expect(seen).toEqual(['findFirstOrThrow', 'findFirstOrThrow'])
+      }
+    } finally {
+      await Promise.all([before.$disconnect(), after.$disconnect()])
+    }
   })
 
   it('cannot be applied twice to one client', async () => {

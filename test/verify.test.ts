@@ -13,7 +13,7 @@ import { verify } from '../src/verify/verify.js'
 
 const db = await useTestDatabase()
 const server = inject('prismaTenancy')
-const isolation = (table: string) => `"tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), ''))`.replace('"tenant_id"', `${table}."tenant_id"`)
+const isolation = (table: string) => `"tenant_id" = NULLIF(current_setting('app.current_tenant', true), '')`.replace('"tenant_id"', `${table}."tenant_id"`)
 
 /** A database of its own for one test, cloned from the correctly migrated template, broken as superuser by `sql`. */
 async function brokenDatabase(sql: string | ((role: string) => string), options: { throwawayRole?: boolean } = {}): Promise<{ database: TestDatabase; role: string }> {

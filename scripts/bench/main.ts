@@ -57,7 +57,7 @@ async function main(argv: string[]): Promise<void> {
   const sizes = options.rounds === undefined
     ? base
     : {
-        operations: { ...base.operations, rounds: options.rounds },
+        operations: { ...base.operations, rounds: options.rounds, concurrentRounds: options.rounds },
         rows: { ...base.rows, rounds: options.rounds },
         migration: { ...base.migration, rounds: options.rounds },
         verifier: { ...base.verifier, rounds: options.rounds },

@@ -12,7 +12,7 @@ export interface Sizes {
 
 /** The full run the README reports; takes tens of minutes on 2 cores. */
 export const fullSizes: Sizes = {
-  operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 7, warmupOps: 200, opsSingle: 400, opsConcurrent: 50, concurrency: 16, poolSize: 10 },
+  operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 20, concurrentRounds: 7, warmupOps: 1000, opsSingle: 140, opsConcurrent: 50, concurrency: 16, poolSize: 10 },
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 5, schemaPerTenantMax: 10_000 },
   verifier: { tables: 500, rounds: 3 },
@@ -20,7 +20,7 @@ export const fullSizes: Sizes = {
 
 /** `--quick`: the same workloads, far fewer rows and rounds; a couple of minutes on 2 cores. */
 export const quickSizes: Sizes = {
-  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 3, warmupOps: 40, opsSingle: 80, opsConcurrent: 12, concurrency: 16, poolSize: 10 },
+  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 6, concurrentRounds: 3, warmupOps: 200, opsSingle: 40, opsConcurrent: 12, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },

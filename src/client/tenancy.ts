@@ -1,10 +1,9 @@
 import { Prisma } from '@prisma/client/extension'
-import { currentTenantId, runWithTenant } from '../context/tenant-context.js'
+import { currentTenantId } from '../context/tenant-context.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
-import { scopeRequestBatching } from './request-batching.js'
-import { asTenancyError } from './tenancy-errors.js'
+import { scopeRequests, skipInertExtensionHooks, tenantBinding } from './request-scoping.js'
 import { isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
 
 export interface TenancyOptions {
@@ -12,6 +11,18 @@ export interface TenancyOptions {
   setting?: string
   /** What a valid tenant id is. Default: 1-63 of [A-Za-z0-9_-]. E.g. `z.uuid()`. */
   tenantId?: TenantIdSchema
+}
+
+/**
+ * Bound clients are immutable, so forTenant hands out the same one for the
+ * same tenant: building one ($extends) costs more than a query's round trip,
+ * and applications call forTenant per request.
+ */
+const boundClientCacheSize = 1000
+const boundClients = new WeakMap<object, Map<string, unknown>>()
+
+function bindTenant(client: object, tenantId: string): unknown {
+  return skipInertExtensionHooks((client as { $extends: (extension: object) => unknown }).$extends(tenantBinding(tenantId)))
 }
 
 /**
@@ -27,27 +38,6 @@ export interface TenancyOptions {
  * any SQL. The tenant is set by the adapter in the same round trip as the
  * query, in the query's own transaction.
  */
-/**
- * Bound clients are immutable, so forTenant hands out the same one for the
- * same tenant: building one ($extends) costs more than a query's round trip,
- * and applications call forTenant per request.
- */
-const boundClientCacheSize = 1000
-const boundClients = new WeakMap<object, Map<string, unknown>>()
-
-function bindTenant(client: object, tenantId: string): unknown {
-  return (client as { $extends: (extension: object) => unknown }).$extends({
-    name: 'prisma-tenancy:forTenant',
-    query: {
-      $allOperations({ args, query }: { args: unknown; query: (args: unknown) => Promise<unknown> }) {
-        // Awaited inside the scope: Prisma starts a request when its promise
-        // is awaited, and the request must start as this tenant.
-        return runWithTenant(tenantId, async () => await query(args))
-      },
-    },
-  })
-}
-
 export function tenancy(options: TenancyOptions = {}) {
   const { setting } = parseTenancyNames({ setting: options.setting })
   const validate = tenantIdValidator(options.tenantId)
@@ -74,9 +64,9 @@ export function tenancy(options: TenancyOptions = {}) {
       )
     }
     adapter.useSetting(setting)
-    scopeRequestBatching(client, resolveTenant)
+    scopeRequests(client, resolveTenant)
 
-    return client.$extends({
+    return skipInertExtensionHooks(client.$extends({
       name: 'prisma-tenancy',
       client: {
         /** A client whose every operation runs as `tenantId`, with the same models and methods. */
@@ -101,15 +91,6 @@ export function tenancy(options: TenancyOptions = {}) {
           return client as T
         },
       },
-      query: {
-        async $allOperations({ args, query }) {
-          try {
-            return await query(args)
-          } catch (error) {
-            throw asTenancyError(error)
-          }
-        },
-      },
-    })
+    }))
   })
 }

@@ -32,7 +32,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
 }
 
-/** The tenant id of the current async context, if any. */
+/**
+ * The tenant id of the current async context (`runWithTenant`), if any. A
+ * `forTenant` binding is not an async context: it travels with the client's
+ * requests and does not show here.
+ */
 export function currentTenantId(): string | undefined {
   return storage.getStore()?.tenantId
 }

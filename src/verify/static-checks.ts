@@ -125,7 +125,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         'fail',
         name,
         `${describeLeaks(analysis.leaks)} does not compare ${column} with current_setting('${setting}') and no restrictive tenant policy guards it: rows of other tenants pass.`,
-        `Drop or rewrite those policies, or add: CREATE POLICY tenancy_isolation ON ${sql} AS RESTRICTIVE FOR ALL USING (${ident(column)} = (SELECT NULLIF(current_setting('${setting}', true), ''))) WITH CHECK (same);`,
+        `Drop or rewrite those policies, or add: CREATE POLICY tenancy_isolation ON ${sql} AS RESTRICTIVE FOR ALL USING (${ident(column)} = NULLIF(current_setting('${setting}', true), '')) WITH CHECK (same);`,
       )
 
     if (relation.roleOwns) add('role-owns-table', 'fail', name, `Role ${role} owns the table or is a member of its owner ${relation.owner}: it can disable row-level security or drop the policies.`, `ALTER TABLE ${sql} OWNER TO <migration role>; and revoke ${role}'s membership in ${relation.owner}.`)

@@ -17,13 +17,13 @@ ALTER TABLE "Comment" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "Comment";
 CREATE POLICY tenancy_isolation ON "Comment" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "Comment";
 CREATE POLICY tenancy_access ON "Comment" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- The application role reads and writes rows, which the policies filter.
 GRANT SELECT, INSERT, UPDATE, DELETE ON "Comment" TO "tenancy_app";
 -- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.
@@ -38,13 +38,13 @@ ALTER TABLE "Project" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "Project";
 CREATE POLICY tenancy_isolation ON "Project" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "Project";
 CREATE POLICY tenancy_access ON "Project" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- The application role reads and writes rows, which the policies filter.
 GRANT SELECT, INSERT, UPDATE, DELETE ON "Project" TO "tenancy_app";
 -- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.
@@ -59,13 +59,13 @@ ALTER TABLE "project_members" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "project_members";
 CREATE POLICY tenancy_isolation ON "project_members" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "project_members";
 CREATE POLICY tenancy_access ON "project_members" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- The application role reads and writes rows, which the policies filter.
 GRANT SELECT, INSERT, UPDATE, DELETE ON "project_members" TO "tenancy_app";
 -- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.
@@ -80,13 +80,13 @@ ALTER TABLE "tasks" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "tasks";
 CREATE POLICY tenancy_isolation ON "tasks" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "tasks";
 CREATE POLICY tenancy_access ON "tasks" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- The application role reads and writes rows, which the policies filter.
 GRANT SELECT, INSERT, UPDATE, DELETE ON "tasks" TO "tenancy_app";
 -- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.

@@ -15,13 +15,13 @@ ALTER TABLE "Comment" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "Comment";
 CREATE POLICY tenancy_isolation ON "Comment" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "Comment";
 CREATE POLICY tenancy_access ON "Comment" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 
 -- Project (model Project): rows belong to the tenant in tenant_id.
 -- Row-level security on: from now on a row is visible or writable only through a policy.
@@ -32,13 +32,13 @@ ALTER TABLE "Project" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "Project";
 CREATE POLICY tenancy_isolation ON "Project" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "Project";
 CREATE POLICY tenancy_access ON "Project" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 
 -- project_members (model ProjectMember): rows belong to the tenant in tenant_id.
 -- Row-level security on: from now on a row is visible or writable only through a policy.
@@ -49,13 +49,13 @@ ALTER TABLE "project_members" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "project_members";
 CREATE POLICY tenancy_isolation ON "project_members" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "project_members";
 CREATE POLICY tenancy_access ON "project_members" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 
 -- tasks (model Task): rows belong to the tenant in tenant_id.
 -- Row-level security on: from now on a row is visible or writable only through a policy.
@@ -66,10 +66,10 @@ ALTER TABLE "tasks" FORCE ROW LEVEL SECURITY;
 -- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
 DROP POLICY IF EXISTS tenancy_isolation ON "tasks";
 CREATE POLICY tenancy_isolation ON "tasks" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
 -- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
 DROP POLICY IF EXISTS tenancy_access ON "tasks";
 CREATE POLICY tenancy_access ON "tasks" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')))
-  WITH CHECK ("tenant_id" = (SELECT NULLIF(current_setting('app.current_tenant', true), '')));
+  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
+  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));

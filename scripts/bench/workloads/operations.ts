@@ -8,7 +8,10 @@ export interface OperationsSize {
   tenants: number
   projectsPerTenant: number
   tasksPerProject: number
+  /** Measured rounds at 1 client: many short ones, so drift in the machine's speed spreads over every contender. */
   rounds: number
+  /** Measured rounds at `concurrency` clients: fewer, longer ones, so the clients reach a steady state. */
+  concurrentRounds: number
   /** Measured operations per client and round, at 1 client and at `concurrency` clients. */
   opsSingle: number
   opsConcurrent: number
@@ -84,7 +87,7 @@ export async function runOperationsWorkload(
         const perContender = new Map([...byContender].map(([name, ops]) => [name, ops.get(workload)!]))
         const summaries = await measureInterleaved(perContender, {
           clients,
-          rounds: size.rounds,
+          rounds: clients === 1 ? size.rounds : size.concurrentRounds,
           warmupOps: size.warmupOps,
           opsPerClient: clients === 1 ? size.opsSingle : size.opsConcurrent,
         })

@@ -1,0 +1,186 @@
+import { runWithTenant } from '../context/tenant-context.js'
+import { TenancyError } from '../errors.js'
+import { asTenancyError } from './tenancy-errors.js'
+
+// The parts of Prisma Client's request handler (runtime/client.js,
+// @prisma/client 7) this module wraps. They are internal; tenancy() checks
+// for them when it is applied and refuses a client that lacks them.
+interface EngineRequest {
+  transaction?: { kind?: string }
+  /** The extensions of the client the operation was called on (`client._extensions`). */
+  extensions?: ClientExtensions
+}
+interface ClientExtensions {
+  /** The merged `client` members of every extension, innermost last. */
+  getAllClientExtensions(): Record<PropertyKey, unknown> | undefined
+}
+interface DataLoaderOptions {
+  batchBy(request: EngineRequest): string | undefined
+  batchLoader(requests: EngineRequest[]): Promise<unknown>
+  singleLoader(request: EngineRequest): Promise<unknown>
+}
+interface RequestHandler {
+  request(request: EngineRequest): Promise<unknown>
+  dataloader?: { options?: Partial<DataLoaderOptions> }
+}
+interface ClientInternals {
+  _requestHandler?: RequestHandler
+  _extensions?: Partial<ClientExtensions> & ExtensionStack
+}
+/** Prisma's stack of applied extensions: a linked list, innermost first. */
+interface ExtensionStack {
+  head?: ExtensionNode
+  isEmpty?: () => boolean
+}
+interface ExtensionNode {
+  extension?: { query?: unknown; result?: unknown }
+  previous?: ExtensionNode
+}
+
+const boundTenant = Symbol('prisma-tenancy.boundTenant')
+
+/**
+ * The extension that binds a client to one tenant (forTenant). It adds no
+ * query hook, which Prisma would run on every operation (a promise and a deep
+ * copy of the arguments each): the binding is a client member, and every
+ * request carries its client's extensions, so it is read when the request is
+ * queued.
+ */
+export function tenantBinding(tenantId: string) {
+  return { name: 'prisma-tenancy:forTenant', client: { [boundTenant]: tenantId } }
+}
+
+const scopedHandlers = new WeakSet<object>()
+
+/**
+ * Prisma runs every operation of an extended client through its query-hook
+ * chain, and every result through its result-extension visitor, whenever the
+ * client has any extension at all, hooks or not: an extra promise, a copy of
+ * the arguments and a walk of the result per operation, about 15 µs of a
+ * 400 µs findUnique. tenancy() and forTenant add client members only, so when
+ * no extension in a client's stack has query hooks or result fields, the stack
+ * is marked as having none to run. An extension applied on top gets a stack of
+ * its own, unmarked, so its hooks run as Prisma intends.
+ */
+export function skipInertExtensionHooks<T>(client: T): T {
+  const stack = (client as ClientInternals)._extensions
+  if (stack === undefined || typeof stack.isEmpty !== 'function') return client
+  for (let node = stack.head; node !== undefined; node = node.previous) {
+    if (node.extension === undefined || node.extension.query !== undefined || node.extension.result !== undefined) return client
+  }
+  Object.defineProperty(stack, 'isEmpty', { value: () => true })
+  return client
+}
+
+/**
+ * Carries a TenancyError through Prisma's request error handling, which
+ * turns any error with a `code` into a PrismaClientKnownRequestError but
+ * passes others through; `asTenancyError` unwraps it from `cause`.
+ */
+class RefusedRequest extends Error {
+  constructor(refusal: TenancyError) {
+    super(refusal.message, { cause: refusal })
+  }
+}
+
+function carried(error: unknown): unknown {
+  return error instanceof TenancyError ? new RefusedRequest(error) : error
+}
+
+function requestHandler(client: unknown): { handler: RequestHandler; options: DataLoaderOptions } | undefined {
+  const internals = client as ClientInternals
+  const handler = internals._requestHandler
+  const options = handler?.dataloader?.options
+  if (typeof handler?.request !== 'function' || typeof internals._extensions?.getAllClientExtensions !== 'function') return undefined
+  if (typeof options?.batchBy !== 'function' || typeof options.batchLoader !== 'function' || typeof options.singleLoader !== 'function') return undefined
+  return { handler, options: options as DataLoaderOptions }
+}
+
+/**
+ * Makes every request of a client run as its tenant, at Prisma's request
+ * handler, which every operation passes through (model queries, raw SQL,
+ * batch and interactive transactions):
+ * - each request's tenant is resolved when it is queued: the tenant bound
+ *   with `tenantBinding` on the client it was called on (innermost binding
+ *   wins), else `resolveTenant()` in the caller's async context, which throws
+ *   when there is none or it is invalid, so such a request never reaches the
+ *   query engine;
+ * - Prisma merges the findUnique calls of one tick that share a shape into one
+ *   query and dispatches every batch from one process.nextTick; the tenant
+ *   joins the batch key of requests outside a batch transaction, so one
+ *   tenant's calls still merge and different tenants' calls never do, and
+ *   every batch is dispatched in its own tenant's context;
+ * - a batch transaction (`$transaction([...])`) whose operations belong to
+ *   different tenants is refused: it is one database transaction, so one tenant;
+ * - errors reach the caller as TenancyErrors where they are ours or a
+ *   row-level security refusal (asTenancyError).
+ */
+export function scopeRequests(client: unknown, resolveTenant: () => string): void {
+  const internals = requestHandler(client)
+  if (internals === undefined) {
+    throw new TenancyError(
+      'CONFIG_INVALID',
+      'This Prisma Client has no request handler that prisma-tenancy recognises. prisma-tenancy supports @prisma/client 7 with a driver adapter; install a matching version.',
+    )
+  }
+  const { handler, options } = internals
+  if (scopedHandlers.has(handler)) {
+    throw new TenancyError('CONFIG_INVALID', 'tenancy() is already applied to this Prisma Client. Apply it once; use forTenant(id) for a client bound to one tenant.')
+  }
+  scopedHandlers.add(handler)
+
+  // A request's tenant, or why it was refused. A refused operation of a batch
+  // transaction must still join its batch and fail it: thrown from batchBy, it
+  // would leave the batch, and Prisma would run the remaining operation alone,
+  // outside any transaction, and commit it.
+  const scopeOf = new WeakMap<EngineRequest, string | { refused: unknown }>()
+  const { batchBy, batchLoader, singleLoader } = options
+  const request = handler.request.bind(handler)
+  handler.request = async (params) => {
+    try {
+      return await request(params)
+    } catch (error) {
+      throw asTenancyError(error)
+    }
+  }
+  options.batchBy = (request) => {
+    let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined
+    if (tenantId === undefined) {
+      try {
+        tenantId = resolveTenant()
+      } catch (error) {
+        if (request.transaction?.kind !== 'batch') throw carried(error)
+        scopeOf.set(request, { refused: carried(error) })
+        return batchBy(request)
+      }
+    }
+    scopeOf.set(request, tenantId)
+    const key = batchBy(request)
+    if (key === undefined || request.transaction?.kind === 'batch') return key
+    return `${key}\u0000tenant:${tenantId}`
+  }
+  options.batchLoader = (requests) => {
+    const tenants = new Set<string | undefined>()
+    for (const request of requests) {
+      const scope = scopeOf.get(request)
+      if (typeof scope === 'object') return Promise.reject(scope.refused)
+      tenants.add(scope)
+    }
+    const [tenantId] = tenants
+    if (tenants.size !== 1 || tenantId === undefined) {
+      return Promise.reject(
+        carried(new TenancyError(
+          'TENANT_MISMATCH',
+          'One $transaction([...]) holds operations of different tenants. A transaction runs as one tenant: split it into one $transaction per tenant, or use the unscoped client for cross-tenant work.',
+          { details: { tenants: [...tenants] } },
+        )),
+      )
+    }
+    return runWithTenant(tenantId, () => batchLoader(requests))
+  }
+  options.singleLoader = (request) => {
+    const scope = scopeOf.get(request)
+    if (typeof scope === 'object') return Promise.reject(scope.refused)
+    return scope === undefined ? singleLoader(request) : runWithTenant(scope, () => singleLoader(request))
+  }
+}
