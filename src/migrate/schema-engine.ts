@@ -108,7 +108,7 @@ class EngineAdapterFactory extends PrismaPg {
   override async connectToShadowDb() {
     const name = `prisma_migrate_shadow_db_${randomUUID()}`
     await this.#runOnServer(`CREATE DATABASE ${quoteIdent(name)}`)
-    const pool = new pg.Pool({ ...this.engineConfig, database: name })
+    const pool = enginePool({ ...this.engineConfig, database: name })
     const dropShadow = async () => {
       await pool.end().catch(() => undefined)
       await this.#runOnServer(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
@@ -140,6 +140,19 @@ class EngineAdapterFactory extends PrismaPg {
       await client.end()
     }
   }
+}
+
+/**
+ * pg's Pool#end resolves before its connections have closed. Dropping the
+ * database right after (WITH (FORCE), as for shadow and test databases) can
+ * make the server end a still-closing connection with an error, which a pool
+ * without a listener rethrows as an uncaught exception. The pool has already
+ * discarded that connection, and a query on a broken one fails on its own.
+ */
+function enginePool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config)
+  pool.on('error', () => undefined)
+  return pool
 }
 
 let bindings: Promise<WasmBindings> | undefined
@@ -190,7 +203,7 @@ export async function openSchemaEngine(databaseUrl: string, schemaFiles: SchemaF
   // Discrete fields, not a connectionString: the adapter makes shadow databases by
   // overriding `database` in this config, which a connectionString would win over.
   const config = { ...parseIntoClientConfig(databaseUrl), Client: CatalogClient, max: 2 }
-  const pool = new pg.Pool(config)
+  const pool = enginePool(config)
   const adapter = bindMigrationAwareSqlAdapterFactory(new EngineAdapterFactory(pool, config))
   const log = () => undefined
   let engine: SchemaEngine
