@@ -8,6 +8,7 @@ import { tenancy } from '../src/index.js'
 import {
   containerRuntimeAvailable,
   createTenancyFixture,
+  createTestDatabase,
   expectIsolation,
   recordWire,
   startTestServer,
@@ -69,6 +70,22 @@ describe.each(['url', 'embedded', 'testcontainers'] as const)('the %s provider',
     }
     expect(await databaseNames(server).catch(() => [])).not.toContain(server.templateDatabase)
     if (provider !== 'url') expect(await portOpen(server.adminUrl)).toBe(false)
+  })
+})
+
+describe('a test server on a shared PostgreSQL', () => {
+  it.skipIf(skipReasons.url !== false)('drops at stop the test databases nobody dropped, as a file whose tests were all skipped leaves them', async () => {
+    const server = await startTestServer({ provider: 'url' })
+    let leftBehind = ''
+    try {
+      leftBehind = (await createTestDatabase(server)).name
+      expect(await databaseNames(server)).toContain(leftBehind)
+    } finally {
+      await server.stop()
+    }
+    const left = await databaseNames(server)
+    expect(left).not.toContain(leftBehind)
+    expect(left.filter((name) => name.startsWith(server.databasePrefix))).toEqual([])
   })
 })
 

@@ -54,6 +54,13 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   })
 }
 
+export async function dropDatabasesWithPrefix(adminUrl: string, prefix: string): Promise<void> {
+  await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname', [prefix])
+    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(datname)} WITH (FORCE)`)
+  })
+}
+
 export interface AppRole {
   name: string
   password: string

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { appRoleUrl, createDatabase, dropDatabase, ensureAppRole, grantAppRole, type AppRole } from '../database/admin.js'
+import { appRoleUrl, createDatabase, dropDatabase, dropDatabasesWithPrefix, ensureAppRole, grantAppRole, type AppRole } from '../database/admin.js'
 import { withDatabase } from '../database/connection-url.js'
 import { migrateDeploy } from '../migrate/migrate.js'
 import { startPostgres, type PostgresProvider } from './postgres-provider.js'
@@ -22,11 +22,17 @@ export interface TestServerInfo {
   kind: 'url' | 'embedded' | 'container'
   adminUrl: string
   templateDatabase: string
+  /** Every database of this run (the template and each test database) is named with this prefix. */
+  databasePrefix: string
   appRole: AppRole
 }
 
 export interface TestServer extends TestServerInfo {
-  /** Drops the template and stops an embedded server. */
+  /**
+   * Drops every database of this run, the template included, and stops an
+   * embedded server. A file whose tests were all skipped never runs its
+   * afterAll hooks, so its database is swept up here.
+   */
   stop(): Promise<void>
 }
 
@@ -43,15 +49,17 @@ export function uniqueDatabaseName(prefix: string): string {
  */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const server = await startPostgres({ provider: options.provider, databaseUrl: options.databaseUrl })
-  const templateDatabase = uniqueDatabaseName('tenancy_template')
+  const databasePrefix = `${uniqueDatabaseName('tenancy')}_`
+  const templateDatabase = `${databasePrefix}template`
   const appRole = options.appRole ?? defaultAppRole
+  const dropRunDatabases = () => dropDatabasesWithPrefix(server.adminUrl, databasePrefix).catch(() => undefined)
   try {
     await ensureAppRole(server.adminUrl, appRole)
     const templateUrl = await createDatabase(server.adminUrl, templateDatabase)
     await migrateDeploy({ cwd: options.cwd, schema: options.schema, migrations: options.migrations, databaseUrl: templateUrl })
     await grantAppRole(templateUrl, appRole.name)
   } catch (error) {
-    await dropDatabase(server.adminUrl, templateDatabase).catch(() => undefined)
+    await dropRunDatabases()
     await server.stop()
     throw error
   }
@@ -59,9 +67,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     kind: server.kind,
     adminUrl: server.adminUrl,
     templateDatabase,
+    databasePrefix,
     appRole,
     async stop() {
-      await dropDatabase(server.adminUrl, templateDatabase).catch(() => undefined)
+      await dropRunDatabases()
       await server.stop()
     },
   }
@@ -79,7 +88,7 @@ export interface TestDatabase {
 
 /** A fresh database cloned from the migrated template. */
 export async function createTestDatabase(server: TestServerInfo): Promise<TestDatabase> {
-  const name = uniqueDatabaseName('tenancy_test')
+  const name = `${server.databasePrefix}${randomBytes(4).toString('hex')}`
   const adminUrl = await createDatabase(server.adminUrl, name, { template: server.templateDatabase })
   return {
     name,
