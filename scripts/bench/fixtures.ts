@@ -6,6 +6,11 @@ export interface TenantFixture {
   tasks: string[]
 }
 
+/** Operation indexes map to tenants and rows by fixed arithmetic, so every contender gets the same sequence. */
+export const tenantOf = (tenants: readonly TenantFixture[], i: number): TenantFixture => tenants[i % tenants.length]!
+export const taskOf = (t: TenantFixture, i: number): string => t.tasks[(Math.imul(i, 2654435761) >>> 0) % t.tasks.length]!
+export const projectOf = (t: TenantFixture, i: number): string => t.projects[(Math.imul(i, 40503) >>> 0) % t.projects.length]!
+
 /** Deterministic uuid-shaped tenant ids: some peers accept only UUIDs, and every contender must see the same ids. */
 const tenantId = (n: string) => `md5('tenant-' || ${n})::uuid::text`
 

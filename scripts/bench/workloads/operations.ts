@@ -1,8 +1,9 @@
 import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
 import { createBenchDatabase, type BenchRoles } from '../database.js'
-import { seedOperationsData, type TenantFixture } from '../fixtures.js'
+import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
+import { openWireFloor, wireBaseline } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -20,22 +21,19 @@ export interface OperationsSize {
   poolSize: number
 }
 
-/** Operation indexes map to tenants and rows by fixed arithmetic, so every contender gets the same sequence. */
 function operations(contender: Contender, tenants: readonly TenantFixture[]): Map<string, Operation> {
-  const tenantOf = (i: number) => tenants[i % tenants.length]!
-  const task = (t: TenantFixture, i: number) => t.tasks[(Math.imul(i, 2654435761) >>> 0) % t.tasks.length]!
-  const project = (t: TenantFixture, i: number) => t.projects[(Math.imul(i, 40503) >>> 0) % t.projects.length]!
+  const tenant = (i: number) => tenantOf(tenants, i)
   const threeQueries = (tx: TenantDb, t: TenantFixture, i: number) =>
     tx.project
-      .findUnique({ where: { id: project(t, i) } })
-      .then(() => tx.task.findMany({ where: { tenantId: t.id, projectId: project(t, i) }, take: 10 }))
-      .then(() => tx.task.update({ where: { id: task(t, i) }, data: { title: `updated ${i}` } }))
+      .findUnique({ where: { id: projectOf(t, i) } })
+      .then(() => tx.task.findMany({ where: { tenantId: t.id, projectId: projectOf(t, i) }, take: 10 }))
+      .then(() => tx.task.update({ where: { id: taskOf(t, i) }, data: { title: `updated ${i}` } }))
   return new Map<string, Operation>([
-    ['findUnique', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.findUnique({ where: { id: task(t, i) } })) }],
-    ['findMany-50', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.findMany({ where: { tenantId: t.id, projectId: project(t, i) }, take: 50 })) }],
-    ['create', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.create({ data: { tenantId: t.id, projectId: project(t, i), title: `created ${i}` } })) }],
-    ['update', (i) => { const t = tenantOf(i); return contender.scope(t.id, (db) => db.task.update({ where: { id: task(t, i) }, data: { title: `updated ${i}` } })) }],
-    ['transaction-3-queries', (i) => { const t = tenantOf(i); return contender.transaction(t.id, (tx) => threeQueries(tx, t, i)) }],
+    ['findUnique', (i) => { const t = tenant(i); return contender.scope(t.id, (db) => db.task.findUnique({ where: { id: taskOf(t, i) } })) }],
+    ['findMany-50', (i) => { const t = tenant(i); return contender.scope(t.id, (db) => db.task.findMany({ where: { tenantId: t.id, projectId: projectOf(t, i) }, take: 50 })) }],
+    ['create', (i) => { const t = tenant(i); return contender.scope(t.id, (db) => db.task.create({ data: { tenantId: t.id, projectId: projectOf(t, i), title: `created ${i}` } })) }],
+    ['update', (i) => { const t = tenant(i); return contender.scope(t.id, (db) => db.task.update({ where: { id: taskOf(t, i) }, data: { title: `updated ${i}` } })) }],
+    ['transaction-3-queries', (i) => { const t = tenant(i); return contender.transaction(t.id, (tx) => threeQueries(tx, t, i)) }],
   ])
 }
 
@@ -93,6 +91,14 @@ export async function runOperationsWorkload(
         })
         results.push(...toResults(workload, clients, summaries, { name: 'plain-prisma' }, (name) => rls.get(name) ?? false))
       }
+    }
+    log('  findUnique on the wire, without Prisma Client, at 1 client')
+    const wire = await openWireFloor(database, tenants)
+    try {
+      const summaries = await measureInterleaved(wire.operations, { clients: 1, rounds: size.rounds, warmupOps: size.warmupOps, opsPerClient: size.opsSingle })
+      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => name.includes('policy')))
+    } finally {
+      await wire.close()
     }
     return { results, unavailable }
   } finally {
