@@ -3,8 +3,8 @@ import { createConnection } from 'node:net'
 import pg from 'pg'
 import { describe, expect, inject, it } from 'vitest'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { withClient } from '../src/database/admin.js'
-import { tenancy } from '../src/index.js'
+import { dropDatabasesWithPrefix, withClient } from '../src/database/admin.js'
+import { tenancy, type TenancyError } from '../src/index.js'
 import {
   containerRuntimeAvailable,
   createTenancyFixture,
@@ -91,6 +91,24 @@ describe('a test server on a shared PostgreSQL', () => {
 
 describe('test databases', () => {
   const server = inject('prismaTenancy')
+
+  it('are all dropped at the end of a run even when one of them cannot be, which is named', async () => {
+    const prefix = `${server.databasePrefix}sweep_`
+    await withClient(server.adminUrl, async (client) => {
+      await client.query(`CREATE DATABASE "${prefix}a"`)
+      await client.query(`CREATE DATABASE "${prefix}b" IS_TEMPLATE true`)
+      await client.query(`CREATE DATABASE "${prefix}c"`)
+    })
+    try {
+      const failure = await dropDatabasesWithPrefix(server.adminUrl, prefix).then(() => null, (error: TenancyError) => error)
+      expect(failure?.code).toBe('DATABASE_SETUP_FAILED')
+      expect(failure?.details).toEqual({ databases: [`${prefix}b`] })
+      expect((await databaseNames(server)).filter((name) => name.startsWith(prefix))).toEqual([`${prefix}b`])
+    } finally {
+      await withClient(server.adminUrl, (client) => client.query(`ALTER DATABASE "${prefix}b" IS_TEMPLATE false`))
+      await dropDatabasesWithPrefix(server.adminUrl, prefix)
+    }
+  })
 
   it('are dropped when the test body throws', async () => {
     let name = ''

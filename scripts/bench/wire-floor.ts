@@ -27,8 +27,13 @@ function run(client: pg.Client, config: { text: string; values: string[] }, pref
     const query = new TenantQuery({ ...config, rowMode: 'array' }, prefix)
     ;(query as unknown as { callback: (error: Error | null, result?: { rows: Row[] }) => void }).callback = (error, result) =>
       error ? reject(error) : resolve(result?.rows ?? [])
-    client.query(query as unknown as pg.QueryConfig)
+    client.query(query)
   })
+}
+
+/** Whether PostgreSQL's policies apply to a variant's connection. */
+export function wireVariantUnderPolicy(name: string): boolean {
+  return variants.some((variant) => variant.name === name && variant.role === 'app')
 }
 
 /**
@@ -36,35 +41,39 @@ function run(client: pg.Client, config: { text: string; values: string[] }, pref
  * Client around it, as each part of prisma-tenancy's wire form adds it: the
  * tenant filter alone, `set_config` in the same write, and `set_config` with
  * the policy applying. Each variant is one connection, so what differs is
- * only what the server is asked to do. It shows the floor of the design: what
- * PostgreSQL charges for it before any client-side work.
+ * what the server is asked to do and the protocol messages that carry it. It
+ * shows the floor of the design: what PostgreSQL and the driver charge for it
+ * before Prisma Client and the tenancy pool do anything.
  */
 export async function openWireFloor(urls: { appUrl: string; unrestrictedUrl: string }, tenants: readonly TenantFixture[]): Promise<{ operations: Map<string, Operation>; close(): Promise<void> }> {
   const clients = variants.map((variant) => new pg.Client({ connectionString: variant.role === 'app' ? urls.appUrl : urls.unrestrictedUrl }))
-  try {
-    await Promise.all(clients.map((client) => client.connect()))
-  } catch (error) {
+  const close = async () => {
     await Promise.allSettled(clients.map((client) => client.end()))
-    throw error
   }
+  // The bench database is dropped WITH (FORCE) when the workload ends, whatever happened here.
+  for (const client of clients) client.on('error', () => undefined)
   const find = (index: number, tenantId: string, taskId: string) => {
     const variant = variants[index]!
     const prefix = variant.setTenant ? [{ text: setTenantSql, values: [defaultTenantSetting, tenantId] }] : []
     const config = variant.filter ? { text: withTenantFilterSql, values: [taskId, '1', '0', tenantId] } : { text: findUniqueSql, values: [taskId, '1', '0'] }
     return run(clients[index]!, config, prefix)
   }
-  const [a, b] = tenants
-  if (a === undefined || b === undefined) throw new Error('the wire floor needs two tenants')
-  for (const [index, variant] of variants.entries()) {
-    const own = await find(index, a.id, a.tasks[0]!)
-    const foreign = await find(index, b.id, a.tasks[0]!)
-    const expectedForeign = variant.filter || variant.role === 'app' ? 0 : 1
-    if (own.length !== 1 || foreign.length !== expectedForeign) throw new Error(`wire floor: ${variant.name} returned ${own.length} own and ${foreign.length} foreign rows`)
+  try {
+    await Promise.all(clients.map((client) => client.connect()))
+    const [a, b] = tenants
+    if (a === undefined || b === undefined) throw new Error('the wire floor needs two tenants')
+    for (const [index, variant] of variants.entries()) {
+      const own = await find(index, a.id, a.tasks[0]!)
+      const foreign = await find(index, b.id, a.tasks[0]!)
+      const expectedForeign = variant.filter || variant.role === 'app' ? 0 : 1
+      if (own.length !== 1 || foreign.length !== expectedForeign) throw new Error(`wire floor: ${variant.name} returned ${own.length} own and ${foreign.length} foreign rows`)
+    }
+  } catch (error) {
+    await close()
+    throw error
   }
   return {
     operations: new Map(variants.map((variant, index) => [variant.name, (i: number) => { const t = tenantOf(tenants, i); return find(index, t.id, taskOf(t, i)) }] as const)),
-    close: async () => {
-      await Promise.allSettled(clients.map((client) => client.end()))
-    },
+    close,
   }
 }

@@ -54,11 +54,25 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
   })
 }
 
+/** Drops every database whose name starts with `prefix`; one that cannot be dropped does not stop the others. */
 export async function dropDatabasesWithPrefix(adminUrl: string, prefix: string): Promise<void> {
-  await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
+  const failed = await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
     const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname', [prefix])
-    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(datname)} WITH (FORCE)`)
+    const failures: Array<{ name: string; cause: unknown }> = []
+    for (const { datname } of rows) {
+      await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(datname)} WITH (FORCE)`).catch((cause: unknown) => failures.push({ name: datname, cause }))
+    }
+    return failures
   })
+  const [first] = failed
+  if (first !== undefined) {
+    const reason = first.cause instanceof Error ? first.cause.message : String(first.cause)
+    throw new TenancyError(
+      'DATABASE_SETUP_FAILED',
+      `Could not drop ${failed.map((f) => f.name).join(', ')} on ${redactUrl(adminUrl)}: ${reason}. Drop them by hand (DROP DATABASE ... WITH (FORCE)).`,
+      { cause: first.cause, details: { databases: failed.map((f) => f.name) } },
+    )
+  }
 }
 
 export interface AppRole {

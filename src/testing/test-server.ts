@@ -52,7 +52,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   const databasePrefix = `${uniqueDatabaseName('tenancy')}_`
   const templateDatabase = `${databasePrefix}template`
   const appRole = options.appRole ?? defaultAppRole
-  const dropRunDatabases = () => dropDatabasesWithPrefix(server.adminUrl, databasePrefix).catch(() => undefined)
+  // Stopping goes on when a database cannot be dropped, but says which one is left.
+  const dropRunDatabases = () => dropDatabasesWithPrefix(server.adminUrl, databasePrefix).catch((error: Error) => console.warn(`prisma-tenancy: ${error.message}`))
   try {
     await ensureAppRole(server.adminUrl, appRole)
     const templateUrl = await createDatabase(server.adminUrl, templateDatabase)

@@ -3,7 +3,7 @@ import { createBenchDatabase, type BenchRoles } from '../database.js'
 import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
-import { openWireFloor, wireBaseline } from '../wire-floor.js'
+import { openWireFloor, wireBaseline, wireVariantUnderPolicy } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -92,11 +92,21 @@ export async function runOperationsWorkload(
         results.push(...toResults(workload, clients, summaries, { name: 'plain-prisma' }, (name) => rls.get(name) ?? false))
       }
     }
-    log('  findUnique on the wire, without Prisma Client, at 1 client')
+    log('  findUnique on the wire, without Prisma Client, next to plain Prisma and prisma-tenancy, at 1 client')
     const wire = await openWireFloor(database, tenants)
     try {
-      const summaries = await measureInterleaved(wire.operations, { clients: 1, rounds: size.rounds, warmupOps: size.warmupOps, opsPerClient: size.opsSingle })
-      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => name.includes('policy')))
+      // Interleaved with the wire variants, so the Prisma rows and the floor come from the same moments.
+      const prismaRows = ['plain-prisma', 'prisma-tenancy'].flatMap((name) => {
+        const operation = byContender.get(name)?.get('findUnique')
+        return operation === undefined ? [] : [[name, operation] as const]
+      })
+      const summaries = await measureInterleaved(new Map([...wire.operations, ...prismaRows]), {
+        clients: 1,
+        rounds: size.rounds,
+        warmupOps: size.warmupOps,
+        opsPerClient: size.opsSingle,
+      })
+      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? wireVariantUnderPolicy(name)))
     } finally {
       await wire.close()
     }
