@@ -48,9 +48,12 @@ export async function createDatabase(adminUrl: string, name: string, options: { 
   return withDatabase(adminUrl, name)
 }
 
+// FORCE: a test or bench database is dropped even while a connection to it is left open.
+const dropDatabaseSql = (name: string) => `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`
+
 export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
   await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
+    await client.query(dropDatabaseSql(name))
   })
 }
 
@@ -60,7 +63,7 @@ export async function dropDatabasesWithPrefix(adminUrl: string, prefix: string):
     const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1) ORDER BY datname', [prefix])
     const failures: Array<{ name: string; cause: unknown }> = []
     for (const { datname } of rows) {
-      await client.query(`DROP DATABASE IF EXISTS ${quoteIdent(datname)} WITH (FORCE)`).catch((cause: unknown) => failures.push({ name: datname, cause }))
+      await client.query(dropDatabaseSql(datname)).catch((cause: unknown) => failures.push({ name: datname, cause }))
     }
     return failures
   })
