@@ -1,11 +1,10 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { currentTenantId } from '../context/tenant-context.js'
-import { parseDatabaseUrl } from '../database/connection-url.js'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
+import { parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
 import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
-
 
 /**
  * A pg Pool of TenantPgClient connections. pg-pool runs a queued query in the
