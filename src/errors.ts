@@ -23,6 +23,9 @@ export const tenancyErrorCodes = [
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',
+  // Resolving the tenant of an HTTP request
+  'JWKS_UNAVAILABLE',
+  'TENANT_LOOKUP_FAILED',
 ] as const
 
 export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]
