@@ -21,7 +21,7 @@ export interface TenantResolved {
   readonly tenantId: string
   /** The name of the first source that yielded the id. */
   readonly source: string
-  /** The verified token's claims, when a jwtClaim source yielded the id or agreed with it. */
+  /** The claims of the request's verified token, if it had one. */
   readonly claims: JWTPayload | undefined
 }
 
@@ -75,13 +75,15 @@ export function tenantResolver(options: TenantResolverOptions): TenantResolver {
   return {
     async resolve(request) {
       const view = requestView(request)
-      const found: Array<{ source: string; tenantId: unknown; claims: JWTPayload | undefined }> = []
+      const found: Array<{ source: string; tenantId: unknown }> = []
+      let claims: JWTPayload | undefined
       for (const source of sources) {
         const outcome = await source.resolve(view)
         if (outcome.kind === 'unauthenticated') {
           return refusal(401, 'token_invalid', outcome.message, { headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' } })
         }
-        if (outcome.kind === 'found') found.push({ source: source.name, tenantId: outcome.tenantId, claims: outcome.claims })
+        if (outcome.kind === 'found') found.push({ source: source.name, tenantId: outcome.tenantId })
+        claims ??= outcome.claims
       }
       const [first] = found
       if (first === undefined) {
@@ -102,7 +104,6 @@ export function tenantResolver(options: TenantResolverOptions): TenantResolver {
       if (options.registry !== undefined && !(await options.registry.has(tenantId))) {
         return refusal(404, 'tenant_unknown', `There is no tenant "${tenantId}".`)
       }
-      const claims = found.find((candidate) => candidate.claims !== undefined)?.claims
       if (options.authorize !== undefined && !(await options.authorize(tenantId, request, { source: first.source, claims }))) {
         return refusal(403, 'tenant_forbidden', `This caller may not act for tenant "${tenantId}".`)
       }

@@ -5,7 +5,8 @@ import type { RequestView } from './request.js'
 
 /** What one source found in a request. */
 export type SourceOutcome =
-  | { readonly kind: 'none' }
+  /** `claims`: a verified token that names no tenant still tells `authorize` who the caller is. */
+  | { readonly kind: 'none'; readonly claims?: JWTPayload }
   /** `tenantId` is unchecked: the resolver validates it with the tenant id schema. */
   | { readonly kind: 'found'; readonly tenantId: unknown; readonly claims?: JWTPayload }
   /** The request carried a credential that must not be trusted (a bad token): the request is refused with 401. */
@@ -211,7 +212,7 @@ export function jwtClaim(options: JwtClaimOptions): TenantSource {
         )
       }
       const tenantId = payload[parsed.claim]
-      return tenantId === undefined ? none : { kind: 'found', tenantId, claims: payload }
+      return tenantId === undefined ? { kind: 'none', claims: payload } : { kind: 'found', tenantId, claims: payload }
     },
   }
 }
