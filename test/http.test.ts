@@ -330,6 +330,16 @@ describe('databaseRegistry', async () => {
     }
   })
 
+  it('throws TENANT_LOOKUP_FAILED, not a 404, when the registry table cannot be read', async () => {
+    const registry = databaseRegistry({ connectionString: database.appUrl, table: 'Tenants' })
+    try {
+      const resolver = tenantResolver({ from: [header()], registry })
+      await expect(resolver.resolve(request('/', { 'x-tenant-id': 'acme' }))).rejects.toSatisfy((error) => isTenancyError(error, 'TENANT_LOOKUP_FAILED'))
+    } finally {
+      await registry.close()
+    }
+  })
+
   it('caches nothing while its listening connection is lost, and listens again after reconnecting', async () => {
     const registry = databaseRegistry({ connectionString: database.appUrl, reconnectMs: 50 })
     try {
