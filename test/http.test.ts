@@ -247,20 +247,17 @@ describe('membership', () => {
 })
 
 describe('registry', () => {
-  it('answers 404 for a tenant the registry does not know, before authorize is asked', async () => {
-    let authorized = 0
+  it('answers 404 for a tenant the registry does not know, but 403 to a caller authorize refuses, known tenant or not', async () => {
     const resolver = tenantResolver({
-      from: [header()],
+      from: [jwtClaim({ secret, claim: 'org' }), header()],
       registry: cachedRegistry({ lookup: async (id) => id === 'acme' }),
-      authorize: () => {
-        authorized += 1
-        return true
-      },
+      authorize: (_tenantId, _request, { claims }) => claims?.sub === 'ann',
     })
-    expectTenant(await resolver.resolve(request('/', { 'x-tenant-id': 'acme' })), 'acme')
-    const unknown = await resolver.resolve(request('/', { 'x-tenant-id': 'initech' }))
-    expectRefusal(unknown, 404, 'tenant_unknown')
-    expect(authorized).toBe(1)
+    const ann = bearer(await hs256({ sub: 'ann' }))
+    expectTenant(await resolver.resolve(request('/', { ...ann, 'x-tenant-id': 'acme' })), 'acme')
+    expectRefusal(await resolver.resolve(request('/', { ...ann, 'x-tenant-id': 'initech' })), 404, 'tenant_unknown')
+    expectRefusal(await resolver.resolve(request('/', { 'x-tenant-id': 'acme' })), 403, 'tenant_forbidden')
+    expectRefusal(await resolver.resolve(request('/', { 'x-tenant-id': 'initech' })), 403, 'tenant_forbidden')
   })
 
   it('caches answers for their TTL, shares concurrent lookups, and forgets a tenant on invalidate', async () => {

@@ -61,8 +61,8 @@ function refusal(status: TenantRefusal['status'], code: TenantRefusalCode, messa
  *
  * Every source is asked, so that sources never silently disagree: a verified
  * token for one tenant with a header or subdomain for another is refused (403),
- * not resolved to either. Then the id is validated, looked up in the registry
- * (404 if unknown) and passed to `authorize` (403 if refused).
+ * not resolved to either. Then the id is validated, passed to `authorize`
+ * (403 if refused) and looked up in the registry (404 if unknown).
  */
 export function tenantResolver(options: TenantResolverOptions): TenantResolver {
   if (options.from.length === 0) {
@@ -101,11 +101,12 @@ export function tenantResolver(options: TenantResolverOptions): TenantResolver {
         if (!isTenancyError(error, 'TENANT_INVALID')) throw error
         return refusal(400, 'tenant_invalid', `The tenant id from ${first.source} is not valid: ${String(error.details.reason ?? error.message)}.`, { sources: [first.source] })
       }
-      if (options.registry !== undefined && !(await options.registry.has(tenantId))) {
-        return refusal(404, 'tenant_unknown', `There is no tenant "${tenantId}".`)
-      }
+      // Membership before existence: a caller learns whether a tenant exists only if it may act for it.
       if (options.authorize !== undefined && !(await options.authorize(tenantId, request, { source: first.source, claims }))) {
         return refusal(403, 'tenant_forbidden', `This caller may not act for tenant "${tenantId}".`)
+      }
+      if (options.registry !== undefined && !(await options.registry.has(tenantId))) {
+        return refusal(404, 'tenant_unknown', `There is no tenant "${tenantId}".`)
       }
       return { ok: true, tenantId, source: first.source, claims }
     },
