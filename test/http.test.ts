@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose'
 import pg from 'pg'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { isTenancyError } from '../src/errors.js'
@@ -364,3 +365,48 @@ async function eventually(check: () => Promise<boolean>): Promise<boolean> {
   }
   return false
 }
+
+describe('sources, for any input (fast-check)', () => {
+  const label = fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,20}$/).filter((value) => value !== 'www')
+  const resolver = tenantResolver({ from: [subdomain({ baseDomain: 'example.com' })] })
+
+  it('subdomain yields exactly the label of <label>.example.com[:port], whatever the case', async () => {
+    await fc.assert(
+      fc.asyncProperty(label, fc.option(fc.integer({ min: 1, max: 65535 })), fc.boolean(), async (name, port, upper) => {
+        const host = `${upper ? name.toUpperCase() : name}.Example.com${port === null ? '' : `:${port}`}`
+        const result = await resolver.resolve(request('/', {}, host))
+        expect(result.ok && result.tenantId).toBe(name)
+      }),
+    )
+  })
+
+  it('subdomain yields nothing for a host that is not one label under the base domain', async () => {
+    const host = fc.oneof(
+      fc.tuple(label, label).map(([a, b]) => `${a}.${b}.example.com`),
+      fc.tuple(label, label).map(([a, b]) => `${a}.${b}.org`),
+      label.map((a) => `${a}example.com`),
+    )
+    await fc.assert(
+      fc.asyncProperty(host, async (value) => {
+        expectRefusal(await resolver.resolve(request('/', {}, value)), 400, 'tenant_missing')
+      }),
+    )
+  })
+
+  it('a header value is either refused as invalid or resolved to exactly that id, never to another', async () => {
+    const headers = tenantResolver({ from: [header()] })
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 70 }).filter((value) => value.trim() !== '' && !/[\r\n\0]/.test(value)), async (value) => {
+        let sent: Request
+        try {
+          sent = request('/', { 'x-tenant-id': value })
+        } catch {
+          return // not a value a client can send as a header
+        }
+        const result = await headers.resolve(sent)
+        if (result.ok) expect(result.tenantId).toBe(value.trim())
+        else expect(result.code).toBe('tenant_invalid')
+      }),
+    )
+  })
+})
