@@ -192,8 +192,10 @@ describe('jwtClaim with a JWKS served on loopback', () => {
     expectRefusal(await resolver.resolve(request('/', bearer(otherIssuer))), 401, 'token_invalid')
   })
 
-  it('needs the algorithms pinned', () => {
+  it('needs the algorithms pinned, and https unless the key set is on localhost', () => {
     expect(() => jwtClaim({ jwksUrl } as never)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    expect(() => jwtClaim({ jwksUrl: 'http://issuer.example.com/jwks.json', algorithms: ['ES256'] })).toThrow(/https/)
+    expect(() => jwtClaim({ jwksUrl: 'https://issuer.example.com/jwks.json', algorithms: ['ES256'] })).not.toThrow()
   })
 
   it('throws JWKS_UNAVAILABLE, not a 401, when the key set cannot be fetched', async () => {

@@ -131,7 +131,13 @@ const jwtOptions = z.union([
   }),
   z.strictObject({
     ...jwtCommon,
-    jwksUrl: z.union([z.url({ protocol: /^https?$/ }), z.instanceof(URL)]),
+    // Keys fetched over plain HTTP could be swapped in transit by anyone on the path; loopback is for tests.
+    jwksUrl: z
+      .union([z.url({ protocol: /^https?$/ }), z.instanceof(URL)])
+      .refine((url) => {
+        const parsed = new URL(url)
+        return parsed.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname)
+      }, 'must be an https:// URL (http:// only for localhost)'),
     // No default: which asymmetric algorithm the issuer signs with is the caller's to pin.
     algorithms: z.array(z.enum(publicKeyAlgorithms)).min(1),
     /** Milliseconds to wait for the JWKS. */
