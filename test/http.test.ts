@@ -304,6 +304,26 @@ describe('registry', () => {
     release()
     expect(await late).toBe(false)
   })
+
+  it('keeps sharing a lookup started after an invalidation when the older one settles first', async () => {
+    const releases: Array<() => void> = []
+    let calls = 0
+    const registry = cachedRegistry({
+      lookup: () => {
+        calls += 1
+        return new Promise((resolve) => releases.push(() => resolve(true)))
+      },
+    })
+    const older = registry.has('acme')
+    registry.invalidate('acme')
+    const newer = registry.has('acme')
+    releases[0]!()
+    await older
+    const joined = registry.has('acme')
+    releases[1]!()
+    expect(await Promise.all([newer, joined])).toEqual([true, true])
+    expect(calls).toBe(2)
+  })
 })
 
 describe('databaseRegistry', async () => {

@@ -66,9 +66,11 @@ function createCache(options: CachedRegistryOptions, what: string, control: Cach
       const inFlight = pending.get(tenantId)
       if (inFlight !== undefined) return inFlight
       const started = generation
-      const lookup = options.lookup(tenantId).then(
+      // A lookup started after an invalidation may be pending under the same id by the time this one settles.
+      const settle = () => pending.get(tenantId) === lookup && pending.delete(tenantId)
+      const lookup: Promise<boolean> = options.lookup(tenantId).then(
         (exists) => {
-          pending.delete(tenantId)
+          settle()
           if (started === generation && control.enabled()) {
             if (entries.size >= maxEntries) entries.delete(entries.keys().next().value as string)
             entries.set(tenantId, { exists, expires: now() + (exists ? ttlMs : unknownTtlMs) })
@@ -76,7 +78,7 @@ function createCache(options: CachedRegistryOptions, what: string, control: Cach
           return exists
         },
         (error: unknown) => {
-          pending.delete(tenantId)
+          settle()
           throw error
         },
       )
