@@ -1,13 +1,14 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { IncomingMessage } from 'node:http'
 import { exportJWK, generateKeyPair, SignJWT, UnsecuredJWT, type CryptoKey } from 'jose'
 import pg from 'pg'
+import express from 'express'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { isTenancyError } from '../src/errors.js'
 import { cachedRegistry, databaseRegistry, header, jwtClaim, pathPrefix, subdomain, tenantRemovedChannel, tenantResolver, type TenantResolution } from '../src/http/index.js'
 import { useTestDatabase } from '../src/testing/index.js'
+import { requestLoopback, serveOnLoopback, type LoopbackServer } from './support/loopback.js'
 
 const secret = 'a-test-secret-that-is-at-least-32-bytes-long'
 const key = new TextEncoder().encode(secret)
@@ -161,7 +162,7 @@ describe('jwtClaim with a secret', () => {
 })
 
 describe('jwtClaim with a JWKS served on loopback', () => {
-  let server: Server
+  let server: LoopbackServer
   let jwksUrl: string
   let privateKey: CryptoKey
   let otherKey: CryptoKey
@@ -171,11 +172,10 @@ describe('jwtClaim with a JWKS served on loopback', () => {
     privateKey = pair.privateKey
     otherKey = (await generateKeyPair('ES256')).privateKey
     const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] })
-    server = createServer((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end(jwks))
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`
+    server = await serveOnLoopback((_request, response) => response.writeHead(200, { 'content-type': 'application/json' }).end(jwks))
+    jwksUrl = `${server.url}/.well-known/jwks.json`
   })
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  afterAll(() => server.close())
 
   const es256 = (claims: Record<string, unknown>, signWith: CryptoKey, kid = 'k1') => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid }).setIssuer('https://issuer.test').sign(signWith)
 
@@ -199,10 +199,9 @@ describe('jwtClaim with a JWKS served on loopback', () => {
   })
 
   it('throws JWKS_UNAVAILABLE, not a 401, when the key set cannot be fetched', async () => {
-    const closed = createServer()
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
-    const port = (closed.address() as AddressInfo).port
-    await new Promise<void>((resolve) => closed.close(() => resolve()))
+    const closed = await serveOnLoopback((_request, response) => response.end())
+    const port = closed.port
+    await closed.close()
     const resolver = tenantResolver({ from: [jwtClaim({ jwksUrl: `http://127.0.0.1:${port}/jwks.json`, algorithms: ['ES256'] })] })
     await expect(resolver.resolve(request('/', bearer(await es256({ tenant_id: 'acme' }, privateKey))))).rejects.toSatisfy((error) => isTenancyError(error, 'JWKS_UNAVAILABLE'))
   })
@@ -211,18 +210,33 @@ describe('jwtClaim with a JWKS served on loopback', () => {
 describe('Node IncomingMessage', () => {
   it('resolves the tenant of a request received by node:http over loopback', async () => {
     const resolver = tenantResolver({ from: [jwtClaim({ secret }), subdomain({ baseDomain: 'example.com' }), pathPrefix()] })
-    const server = createServer((incoming: IncomingMessage, response) => {
+    const server = await serveOnLoopback((incoming: IncomingMessage, response) => {
       resolver.resolve(incoming).then((result) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result)))
     })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     try {
-      const port = (server.address() as AddressInfo).port
-      const ask = async (path: string, headers: Record<string, string>) => (await fetch(`http://127.0.0.1:${port}${path}`, { headers })).json()
+      const ask = async (path: string, headers: Record<string, string>) => (await fetch(`${server.url}${path}`, { headers })).json()
       expect(await ask('/t/acme/x', {})).toMatchObject({ ok: true, tenantId: 'acme', source: 'pathPrefix' })
       expect(await ask('/', { authorization: `Bearer ${await hs256({ tenant_id: 'globex' })}` })).toMatchObject({ ok: true, tenantId: 'globex', source: 'jwtClaim' })
       expect(await ask('/t/acme/x', { authorization: `Bearer ${await hs256({ tenant_id: 'globex' })}` })).toMatchObject({ ok: false, status: 403, code: 'tenant_conflict' })
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await server.close()
+    }
+  })
+})
+
+describe('Express below a mount point', () => {
+  it('reads the path the client sent (originalUrl), not the one Express rewrote for the mounted router', async () => {
+    const resolver = tenantResolver({ from: [pathPrefix()] })
+    const app = express()
+    const router = express.Router()
+    router.get('/projects', async (incoming, response) => void response.json({ url: incoming.url, result: await resolver.resolve(incoming) }))
+    app.use('/t/:tenant', router)
+    const server = await serveOnLoopback(app)
+    try {
+      const response = await requestLoopback(server.port, { path: '/t/acme/projects' })
+      expect(response.json()).toMatchObject({ url: '/projects', result: { ok: true, tenantId: 'acme', source: 'pathPrefix' } })
+    } finally {
+      await server.close()
     }
   })
 })
