@@ -23,6 +23,9 @@ export const tenancyErrorCodes = [
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',
+  // prisma-tenancy init: a role of that name exists and was not created by init
+  'ROLE_CONFLICT',
+  'PERMISSION_DENIED',
 ] as const
 
 export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]

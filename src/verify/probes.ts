@@ -6,7 +6,14 @@ import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { qualify, type TableRef } from './static-checks.js'
 
 /** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason. */
-class NotProbed extends Error {}
+class NotProbed extends Error {
+  constructor(
+    message: string,
+    readonly fix = 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.',
+  ) {
+    super(message)
+  }
+}
 
 type Row = Record<string, string | null>
 type Outcome = { ok: true; rowCount: number } | { ok: false; code: string; message: string }
@@ -135,7 +142,10 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)} LIMIT 1`, [])
         if (existing.ok && existing.rows.length > 0) outcome = existing
       }
-      if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(`it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`)
+      if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(
+          `it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`,
+          `Run verify connected as a role that can write ${qualify(relation.schema, relation.name)} (the migration role) and is a member of ${role} (GRANT ${quoteIdent(role)} TO <migration role>;), passing --role ${role}.`,
+        )
       sharedRows.set(key, outcome.rows[0]!)
       return outcome.rows[0]!
     } finally {
@@ -159,7 +169,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
       const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
       if (!outcome.ok) {
         for (const { ref } of targets)
-          results.push(result('not-probed', 'warn', qualify(ref.schema, ref.table), `Not probed: ${catalog.sessionUser} cannot act as ${role} (${outcome.message}).`, `Connect as ${role}, or as a role that is a member of it, to run the behavioural probes.`))
+          results.push(result('not-probed', 'warn', qualify(ref.schema, ref.table), `Not probed: ${catalog.sessionUser} cannot act as ${role} (${outcome.message}).`, `GRANT ${quoteIdent(role)} TO ${quoteIdent(catalog.sessionUser)}; so the probes can act as ${role}, or pass --no-probes to check the catalogs only.`))
         return { results, probed }
       }
     }
@@ -272,7 +282,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         probed.push(name)
       } catch (error) {
         if (!(error instanceof NotProbed)) throw error
-        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.'))
+        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, error.fix))
       }
     }
   } finally {
