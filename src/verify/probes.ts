@@ -39,7 +39,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     .map((ref) => ({ ref, relation: byName.get(qualify(ref.schema, ref.table)) }))
     .filter((target): target is { ref: TableRef; relation: Relation } => target.relation !== undefined && ['r', 'p'].includes(target.relation.kind))
   const tenantColumnOf = new Map(targets.map(({ ref, relation }) => [relation.oid, ref.column!]))
-  const ids = tenantIds(targets.map(({ relation, ref }) => columnsOf.get(relation.oid)?.find((column) => column.name === ref.column)))
+  let ids = tenantIds(targets.map(({ relation, ref }) => columnsOf.get(relation.oid)?.find((column) => column.name === ref.column)))
 
   let savepoints = 0
   const attempt = async (sql: string, params: unknown[], keep = false): Promise<Outcome & { rows: Row[] }> => {
@@ -101,7 +101,10 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         parentRow = await sharedRow(parent, fixedParent, depth + 1)
         // The other probe tenant needs its registry row too, or moving a row to it fails on the key, not on the policy.
         const mapped = Object.keys(fixedParent)
-        if (mapped.length > 0) await sharedRow(parent, Object.fromEntries(mapped.map((key) => [key, tenant === ids.a ? ids.b : ids.a])), depth + 1)
+        // Best effort: a registry the connecting user cannot write holds no row for a made-up tenant B.
+        if (mapped.length > 0) await sharedRow(parent, Object.fromEntries(mapped.map((key) => [key, tenant === ids.a ? ids.b : ids.a])), depth + 1).catch((error: unknown) => {
+          if (!(error instanceof NotProbed)) throw error
+        })
       }
       fk.columns.forEach((num, index) => {
         const name = columns.find((column) => column.num === num)!.name
@@ -137,14 +140,16 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     try {
       const { sql, params } = insertSql(relation, await buildRow(relation, fixed, null, depth))
       let outcome = await attempt(sql, params, true)
-      // A lookup row that need not carry a probe tenant's id can be any existing one.
-      if (!outcome.ok && Object.keys(fixed).length === 0) {
-        const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)} LIMIT 1`, [])
+      // A row that cannot be written may exist already: any lookup row, or tenant A's registry row (see registryTenant).
+      if (!outcome.ok) {
+        const names = Object.keys(fixed)
+        const where = names.length === 0 ? '' : ` WHERE ${names.map((name, index) => `${quoteIdent(name)}::text = $${index + 1}`).join(' AND ')}`
+        const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)}${where} LIMIT 1`, Object.values(fixed))
         if (existing.ok && existing.rows.length > 0) outcome = existing
       }
       if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(
           `it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`,
-          `Run verify connected as a role that can write ${qualify(relation.schema, relation.name)} (the migration role) and is a member of ${role} (GRANT ${quoteIdent(role)} TO <migration role>;), passing --role ${role}.`,
+          `Add one row to ${quoteTable(relation)} (an existing tenant serves as tenant A), or run verify connected as a role that can write it (the migration role) and is a member of ${role} (GRANT ${quoteIdent(role)} TO <migration role>;), passing --role ${role}.`,
         )
       sharedRows.set(key, outcome.rows[0]!)
       return outcome.rows[0]!
@@ -173,6 +178,8 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         return { results, probed }
       }
     }
+    const registered = await registryTenant()
+    if (registered !== undefined) ids = { ...ids, a: registered }
     for (const { ref, relation } of orderByForeignKeys(targets, catalog)) {
       const name = qualify(ref.schema, ref.table)
       const column = ref.column!
@@ -289,6 +296,32 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     await client.query('ROLLBACK')
   }
   return { results, probed }
+
+  /**
+   * When tenant columns reference a shared registry (Organization.id, say) that
+   * the connecting user cannot write (the app role itself, with production's
+   * grants), tenant A is an existing registry entry, so the probes need no row
+   * there. Tenant B stays made up: it has no rows, which the probes rely on.
+   */
+  async function registryTenant(): Promise<string | undefined> {
+    for (const { relation } of targets) {
+      const tenantColumn = tenantColumnOf.get(relation.oid)
+      const columns = columnsOf.get(relation.oid) ?? []
+      for (const fk of catalog.foreignKeys.filter((candidate) => candidate.relid === relation.oid)) {
+        const position = fk.columns.findIndex((num) => columns.find((column) => column.num === num)?.name === tenantColumn)
+        const parent = byOid.get(fk.refRelid)
+        if (position === -1 || parent === undefined || tenantColumnOf.has(parent.oid)) continue
+        const parentColumn = (columnsOf.get(parent.oid) ?? []).find((column) => column.num === fk.refColumns[position])
+        if (parentColumn === undefined) continue
+        const { rows } = await client.query<{ writable: boolean }>("SELECT has_table_privilege(session_user, $1::oid, 'INSERT') AS writable", [parent.oid])
+        if (rows[0]?.writable !== false) return undefined
+        const existing = await attempt(`SELECT ${quoteIdent(parentColumn.name)}::text AS id FROM ${quoteTable(parent)} WHERE ${quoteIdent(parentColumn.name)} IS NOT NULL LIMIT 1`, [])
+        const id = existing.rows[0]?.id
+        if (typeof id === 'string') return id
+      }
+    }
+    return undefined
+  }
 
   /** A column to overwrite with a constant that trips no key: an update reading no column at all. */
   function blindUpdate(relation: Relation, tenantColumn: string, tenantType: string, tenantB: string): { column: string; type: string; value: string } {
