@@ -70,7 +70,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('-n, --name <name>', 'name of the migration folder', 'rls')
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
-    .option('--strict', 'with --check, also exit 1 on warnings (missing tenant default or index, foreign keys without the tenant column)')
+    .option('--strict', 'also exit 1 on warnings (missing tenant default, foreign keys without the tenant column)')
     .action((options) => {
       select((cliIo) => generateCommand(options, cliIo))
     })
