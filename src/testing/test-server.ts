@@ -21,7 +21,7 @@ export interface TestServerOptions {
    * migrations grant to (`generate --app-role`), else tenancy_app. Created
    * when missing; an existing role is used as it is, so give its password.
    */
-  appRole?: AppRole | undefined
+  appRole?: Partial<AppRole> | undefined
 }
 
 /** What a test run shares: a server, a migrated template database and the application role. */
@@ -78,10 +78,10 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     const project = await resolveProject({ cwd: options.cwd, schema: options.schema, migrations: options.migrations })
     // Tests run with production's grants: the roles the generated migrations grant to.
     const granted = [...new Set([...(await readPolicyHistory(project.migrationsDir)).tables.values()].flatMap((table) => [...table.grants]))].sort()
-    if (options.appRole === undefined && granted.length > 1) {
+    if (options.appRole?.name === undefined && granted.length > 1) {
       throw new TenancyError('CONFIG_INVALID', `The migrations grant to several roles (${granted.join(', ')}). Pass appRole: { name, password } to name the one the application connects as.`)
     }
-    appRole = options.appRole ?? { ...defaultAppRole, name: granted[0] ?? defaultAppRole.name }
+    appRole = { name: options.appRole?.name ?? granted[0] ?? defaultAppRole.name, password: options.appRole?.password ?? defaultAppRole.password }
     for (const name of granted) if (name !== appRole.name) await ensureAppRole(server.adminUrl, { name, password: defaultAppRole.password })
     await ensureAppRole(server.adminUrl, appRole)
     const templateUrl = await createDatabase(server.adminUrl, templateDatabase)
