@@ -245,6 +245,14 @@ describe('a new app, from the README', () => {
       const rls = (await readdir(join(other, 'prisma', 'migrations'))).find((name) => name.endsWith('_rls'))!
       const script = join(other, 'prisma', 'migrations', rls, 'migration.sql')
       await writeFile(script, (await readFile(script, 'utf8')).replaceAll(names.app, names.fixture))
+      // Deployed before the role exists, the generated migration's failure points at a command, not at the "Do not edit" file.
+      const deployUrl = withDatabase(server.adminUrl, `${names.database}_deploy`)
+      const failed = await runCliCaptured(['migrate', 'deploy', '--schema', join(other, 'prisma', 'schema.prisma'), '--migrations', join(other, 'prisma', 'migrations'), '--database-url', deployUrl])
+      await withClient(server.adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${names.database}_deploy WITH (FORCE)`))
+      expect(failed.code).toBe(1)
+      expect(failed.stderr).toContain(`role "${names.fixture}" does not exist`)
+      expect(failed.stderr).toContain(`prisma-tenancy init --app-role ${names.fixture}`)
+      expect(failed.stderr).not.toContain(`Fix ${rls}/migration.sql`)
       const refused = await startTestServer({ cwd: other, databaseUrl: urls.migration }).catch((error: unknown) => error)
       expect(refused).toMatchObject({ code: 'PERMISSION_DENIED' })
       expect((refused as Error).message).toContain('CREATEROLE')
