@@ -154,6 +154,15 @@ describe('a new app, from the README', () => {
     expect(error.fix).toContain('--app-role')
   })
 
+  it('init as a role that is not a superuser says which URL to use', async () => {
+    const result = await runCliCaptured(['init', '--database-url', urls.migration, '--database', names.database, '--json'])
+    expect(result.code).toBe(2)
+    const { error } = JSON.parse(result.stdout) as { error: { code: string; message: string; fix: string } }
+    expect(error.code).toBe('PERMISSION_DENIED')
+    expect(error.message).toContain(`${names.migration} is not a superuser`)
+    expect(error.fix).toContain('--database-url')
+  })
+
   it('migrate dev as the migration role (no CREATEDB) without a shadow database names both fixes', async () => {
     await writeConfig({ url: urls.migration })
     const result = await cli('migrate', 'dev', '--name', 'init', '--json')
