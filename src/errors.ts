@@ -26,6 +26,9 @@ export const tenancyErrorCodes = [
   // Resolving the tenant of an HTTP request
   'JWKS_UNAVAILABLE',
   'TENANT_LOOKUP_FAILED',
+  // prisma-tenancy init: a role of that name exists and was not created by init
+  'ROLE_CONFLICT',
+  'PERMISSION_DENIED',
 ] as const
 
 export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]
