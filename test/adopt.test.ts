@@ -139,6 +139,33 @@ describe('adopt', () => {
     expect((await adopt({ cwd: project.dir, databaseUrl: project.url, defaultTenant: legacy })).written).toEqual([])
   })
 
+  it('deploys every step before row-level security while the old app keeps reading and writing, and none of its queries fails', async () => {
+    const project = await createLegacyProject(db, 'traffic')
+    const before = await tableChecksums(project.url)
+    const oldApp = appPool(project)
+    await project.useTenantSchema()
+    const result = await adopt({ cwd: project.dir, databaseUrl: project.url, defaultTenant: legacy, batchSize: 50 })
+    const staged = await stageMigrations(project, result.written)
+    const errors: unknown[] = []
+    let rounds = 0
+    let running = true
+    const load = (async () => {
+      while (running) {
+        await oldAppWorks(oldApp, 40).catch((error: unknown) => errors.push(error))
+        rounds++
+      }
+    })()
+    try {
+      for (const folder of result.written.slice(0, result.written.findIndex((name) => name.endsWith('_adopt_rls')))) expect(await staged.deployNext()).toEqual([folder])
+    } finally {
+      running = false
+      await load
+    }
+    expect(errors).toEqual([])
+    expect(rounds).toBeGreaterThan(0)
+    expect(await tableChecksums(project.url)).toEqual(before)
+  })
+
   it('resumes a backfill that failed part-way: committed batches stay, the rerun fills the rest', async () => {
     // Enough rows to span pages, so that the backfill takes several batches.
     const project = await createLegacyProject(db, 'resume', { projects: 2_000, tasksPerProject: 1 })
