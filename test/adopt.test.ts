@@ -66,7 +66,7 @@ async function oldAppWorks(pool: pg.Pool, projects: number): Promise<void> {
   const task = (await pool.query<{ id: number }>(`INSERT INTO tasks (project_id, title) VALUES ($1, 'old task') RETURNING id`, [id])).rows[0]!.id
   await pool.query('UPDATE tasks SET done = true WHERE id = $1', [task])
   expect((await pool.query('SELECT done FROM tasks WHERE id = $1', [task])).rows).toEqual([{ done: true }])
-  await pool.query('DELETE FROM "Project" WHERE id = $1', [id])
+  expect((await pool.query('DELETE FROM "Project" WHERE id = $1', [id])).rowCount).toBe(1)
   expect((await pool.query('SELECT 1 FROM tasks WHERE id = $1', [task])).rowCount).toBe(0)
   const member = (await pool.query<{ id: number }>(`INSERT INTO "Member" (email) VALUES ($1) RETURNING id`, [`old-${id}@example.com`])).rows[0]!.id
   expect((await pool.query('DELETE FROM "Member" WHERE id = $1', [member])).rowCount).toBe(1)
@@ -161,7 +161,8 @@ describe('adopt', () => {
       running = false
       await load
     }
-    expect(errors).toEqual([])
+    // The first errors, as text: a later round fails too once one has left its row behind.
+    expect(errors.slice(0, 3).map(String)).toEqual([])
     expect(rounds).toBeGreaterThan(0)
     expect(await tableChecksums(project.url)).toEqual(before)
   })
