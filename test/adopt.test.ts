@@ -167,6 +167,26 @@ describe('adopt', () => {
     expect(await tableChecksums(project.url)).toEqual(before)
   })
 
+  it('adopts a uuid tenant column: the default tenant must be a uuid, and the result passes verify with no drift', async () => {
+    const project = await createLegacyProject(db, 'uuid')
+    const before = await tableChecksums(project.url)
+    await project.useTenantSchema()
+    const uuidField = `tenantId String @db.Uuid @default(dbgenerated("(NULLIF(current_setting('app.current_tenant'::text, true), ''::text))::uuid")) @map("tenant_id")`
+    await writeFile(project.schema, (await readFile(project.schema, 'utf8')).replace(/tenantId +String +@default\(dbgenerated\("current_setting\('app.current_tenant'::text, true\)"\)\) @map\("tenant_id"\)/g, uuidField))
+    const refused = await adopt({ cwd: project.dir, databaseUrl: project.url, defaultTenant: legacy }).catch((caught: unknown) => caught)
+    expect(isTenancyError(refused, 'TENANT_INVALID')).toBe(true)
+    const tenant = randomUUID()
+    await adopt({ cwd: project.dir, databaseUrl: project.url, defaultTenant: tenant, appRole: db.appRole.name })
+    await migrateDeploy({ cwd: project.dir, databaseUrl: project.url })
+    expect(await tableChecksums(project.url)).toEqual(before)
+    await withClient(project.url, async (client) => {
+      const { rows } = await client.query(`SELECT tenant_id::text AS tenant, count(*)::int AS n FROM tasks GROUP BY 1`)
+      expect(rows).toEqual([{ tenant, n: 400 }])
+    })
+    expect((await verify({ cwd: project.dir, databaseUrl: project.url, role: db.appRole.name })).ok).toBe(true)
+    expect((await migrateDev({ cwd: project.dir, databaseUrl: project.url, name: 'drift' })).created).toBeNull()
+  })
+
   it('resumes a backfill that failed part-way: committed batches stay, the rerun fills the rest', async () => {
     // Enough rows to span pages, so that the backfill takes several batches.
     const project = await createLegacyProject(db, 'resume', { projects: 2_000, tasksPerProject: 1 })
