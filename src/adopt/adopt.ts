@@ -1,5 +1,5 @@
 import { parseMigrationName } from '../migrate/migrate.js'
-import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
+import { migrationFolderName, readMigrationsDirectory, writeMigration } from '../migrate/migrations-directory.js'
 import { generatePolicies } from '../policy/generate-policies.js'
 import { ADOPT_LOCK_TIMEOUT, planAdoption, type AdoptionPlan, type AdoptionStep, type AdoptOptions } from './plan-adoption.js'
 
@@ -34,6 +34,19 @@ function renderStep(step: AdoptionStep, position: number, total: number): string
 }
 
 /**
+ * The first step's timestamp: now, or else one second after the newest folder, so
+ * that the steps sort after every existing migration even within the same second.
+ */
+async function firstStamp(migrationsDir: string, now: Date): Promise<number> {
+  const { migrationDirectories } = await readMigrationsDirectory(migrationsDir)
+  const stamps = migrationDirectories.flatMap(({ path }) => {
+    const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})_/.exec(path)
+    return match === null ? [] : [Date.UTC(+match[1]!, +match[2]! - 1, +match[3]!, +match[4]!, +match[5]!, +match[6]!)]
+  })
+  return Math.max(now.getTime(), ...stamps.map((stamp) => stamp + 1000))
+}
+
+/**
  * `prisma-tenancy adopt`: plans the adoption of an existing single-tenant
  * database (see planAdoption) and writes each step as its own migration
  * folder, to be applied by `migrate deploy` like any other. The
@@ -42,7 +55,7 @@ function renderStep(step: AdoptionStep, position: number, total: number): string
 export async function adopt(options: AdoptRunOptions): Promise<AdoptResult> {
   const plan = await planAdoption(options)
   if (options.dryRun === true) return { plan, written: [], dryRun: true }
-  const start = (options.now ?? new Date()).getTime()
+  const start = await firstStamp(plan.migrationsDir, options.now ?? new Date())
   const written: string[] = []
   for (const [index, step] of plan.steps.entries()) {
     const now = new Date(start + index * 1000)
