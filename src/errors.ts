@@ -20,6 +20,11 @@ export const tenancyErrorCodes = [
   // Migrations
   'MIGRATION_NAME_INVALID',
   'MIGRATION_FAILED',
+  // Adopting an existing database (prisma-tenancy adopt)
+  'ADOPT_NOT_READY',
+  'ADOPT_UNSUPPORTED_CHANGE',
+  'ADOPT_DATA_CONFLICT',
+  'ADOPT_BATCH_SIZE_REQUIRED',
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',

@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { defaultTenantField, defaultTenantSetting } from '../context/tenant-setting.js'
+import { UNBATCHED_BACKFILL_LIMIT } from '../adopt/plan-adoption.js'
+import { adoptCommand } from './commands/adopt.js'
 import { generateCommand } from './commands/generate.js'
 import { initCommand } from './commands/init.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
@@ -81,6 +83,16 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--no-probes', 'catalog checks only; skip the behavioural probes')
     .action((options) => {
       select((cliIo) => verifyCommand(options, cliIo))
+    })
+
+  jsonOption(tenantOptions(databaseOption(migrationsOption(schemaOptions(program.command('adopt'))))))
+    .description('plan and write the migrations that take an existing single-tenant database to row-level security, step by step, safe under traffic')
+    .requiredOption('--default-tenant <id>', 'the tenant every existing row belongs to')
+    .option('--batch-size <rows>', `rows per backfill transaction (required for tables of more than ${UNBATCHED_BACKFILL_LIMIT} rows)`)
+    .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables in the policy step')
+    .option('--dry-run', 'print the plan and write nothing')
+    .action((options) => {
+      select((cliIo) => adoptCommand(options, cliIo))
     })
 
   return program
