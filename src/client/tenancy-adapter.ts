@@ -1,10 +1,11 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { currentTenantId } from '../context/tenant-context.js'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
 import { parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
-import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
+import { currentTenantScope } from '../context/tenant-context.js'
+import { markTransactionControl, type PrismaPgAdapterInternals } from './tenancy-transaction.js'
+import { connectionLost, queryRaw, queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
 
 /**
  * A pg Pool of TenantPgClient connections. pg-pool runs a queued query in the
@@ -14,16 +15,38 @@ import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientC
 export class TenancyPool extends pg.Pool {
   constructor(config: pg.PoolConfig, settings: TenancySettings) {
     const clientConfig: TenantPgClientConfig = { ...config, tenancy: settings }
+    const { onConnect } = config
     // pg-pool constructs `new Client(poolOptions)`; the settings ride along in them.
-    super({ ...clientConfig, Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']> })
+    super({
+      ...clientConfig,
+      Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']>,
+      // Before the pool hands a new physical connection to anyone: one query, once per connection.
+      onConnect: async (client: pg.ClientBase) => {
+        await (client as unknown as TenantPgClient).checkRole()
+        await onConnect?.(client)
+      },
+    })
     this.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as TenantPgClient).releasedToPool())
+  }
+
+  // A connection that dies while it is opened fails its caller with CONNECTION_LOST too.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override connect(callback?: any): any {
+    const translate = (error: Error) => (error instanceof TenancyError ? error : (connectionLost(error) ?? error))
+    if (typeof callback !== 'function') {
+      return super.connect().catch((error: Error) => {
+        throw translate(error)
+      })
+    }
+    return super.connect((error, client, done) => callback(error === undefined || error === null ? error : translate(error), client, done))
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(config: any, values?: any, callback?: any): any {
-    const tenantId = currentTenantId()
-    if (tenantId !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
-      const withTenant = typeof config === 'string' ? { text: config, [queryTenant]: tenantId } : { ...config, [queryTenant]: tenantId }
+    const scope = currentTenantScope()
+    if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
+      const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
+      const withTenant = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
       return super.query(withTenant as never, values, callback)
     }
     return super.query(config, values, callback)
@@ -47,12 +70,23 @@ export class TenancyPg extends PrismaPg {
   #settingChosen = false
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
-    const config = typeof connection === 'string' ? { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') } : connection
-    const settings = { setting: defaultTenantSetting }
+    const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
+    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow' }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool
     this.#settings = settings
+  }
+
+  override async connect(): ReturnType<PrismaPg['connect']> {
+    const adapter = await super.connect()
+    markTransactionControl(adapter as unknown as PrismaPgAdapterInternals, this.pool)
+    return adapter
+  }
+
+  /** Called by the tenancy() extension: what raw SQL through its clients may do. */
+  useRawMode(raw: TenancySettings['raw']): void {
+    this.#settings.raw = raw
   }
 
   /** Called by the tenancy() extension: the setting its policies read. */
