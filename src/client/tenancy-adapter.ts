@@ -113,15 +113,37 @@ const unscopedAdapters = new WeakSet<object>()
 /**
  * The adapter for explicitly unscoped work: migrations, admin screens,
  * cross-tenant jobs. It is plain PrismaPg, so it sets no tenant; give it its
- * own connection string, for a role that may see every tenant (one with
- * BYPASSRLS, or the tables' owner), never the application's role. A client on
- * it cannot take the tenancy() extension, so it cannot be mistaken for one.
+ * own connection string, for a role that sees every tenant: a superuser or a
+ * role with BYPASSRLS, never the application's role. (The tables' owner is not
+ * enough: the generated policies FORCE row-level security, which applies to
+ * the owner too.) On its first connection it checks that, and refuses with
+ * UNSCOPED_ROLE_FILTERED rather than return filtered, often empty, results. A
+ * client on it cannot take the tenancy() extension, so it cannot be mistaken
+ * for one.
  */
 export function unscopedAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): PrismaPg {
-  const adapter = new PrismaPg(typeof connection === 'string' ? parseDatabaseUrl(connection, 'unscopedAdapter(url)') : connection, options.schema === undefined ? undefined : { schema: options.schema })
+  const config = typeof connection === 'object' && connection !== null ? connection : parseDatabaseUrl(connection, 'unscopedAdapter(url)')
+  const adapter = new PrismaPg(config, options.schema === undefined ? undefined : { schema: options.schema })
+  const connect = adapter.connect.bind(adapter)
+  adapter.connect = async () => {
+    const connected = await connect()
+    const { rows } = await connected.queryRaw({ sql: unscopedRoleSql, args: [], argTypes: [] })
+    const [role, seesEveryTenant] = (rows[0] ?? []) as [string | undefined, boolean | undefined]
+    if (seesEveryTenant !== true) {
+      await connected.dispose()
+      throw new TenancyError(
+        'UNSCOPED_ROLE_FILTERED',
+        `unscopedAdapter(url) is connected as role "${role ?? '?'}", which row-level security filters, so it would not see every tenant's rows. Give it the URL of a role with BYPASSRLS (ALTER ROLE <admin> BYPASSRLS, as a superuser) or of a superuser; connect tenant work through tenancyAdapter(url) instead.`,
+        { details: { role } },
+      )
+    }
+    return connected
+  }
   unscopedAdapters.add(adapter)
   return adapter
 }
+
+const unscopedRoleSql = 'SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user'
 
 export function isUnscopedAdapter(adapter: unknown): boolean {
   return typeof adapter === 'object' && adapter !== null && unscopedAdapters.has(adapter)
