@@ -92,6 +92,26 @@ describe('raw transaction control (#18.1)', () => {
     expect((await admin.project.findUniqueOrThrow({ where: { id: target.id } })).name).toBe('alpha secret')
   })
 
+  it('leaves no transaction behind after a CALL of a procedure that commits, or a DO block that does', async () => {
+    const superuser = new pg.Client({ connectionString: db.adminUrl })
+    await superuser.connect()
+    try {
+      await superuser.query('CREATE OR REPLACE PROCEDURE tenancy_commits() LANGUAGE plpgsql AS $$ BEGIN COMMIT; START TRANSACTION; END $$')
+    } finally {
+      await superuser.end()
+    }
+    const { client } = tenantClient(1)
+    const beta = client.forTenant('t_beta')
+    const alpha = client.forTenant('t_alpha')
+    for (const statement of ['CALL tenancy_commits()', 'DO $$ BEGIN COMMIT; START TRANSACTION; END $$']) {
+      expect(await failure(() => beta.$executeRawUnsafe(statement))).toBeInstanceOf(Error)
+      expect(await failure(() => beta.$transaction(async (tx) => tx.$executeRawUnsafe(statement)))).toBeInstanceOf(Error)
+      const row = await alpha.project.create({ data: { name: `after ${statement}` } })
+      await beta.$executeRawUnsafe('; ROLLBACK').catch(() => undefined)
+      expect(await admin.project.count({ where: { id: row.id } })).toBe(1)
+    }
+  })
+
   it('refuses several statements in one raw call, in and out of a transaction: RAW_MULTIPLE_STATEMENTS', async () => {
     const { client } = tenantClient(1)
     const beta = client.forTenant('t_beta')
