@@ -262,6 +262,7 @@ describe('roles (#12, #11)', () => {
   const suffix = randomBytes(4).toString('hex')
   const bypass = `tenancy_bypass_${suffix}`
   const member = `tenancy_member_${suffix}`
+  const owner = `tenancy_owner_${suffix}`
   const superuser = new pg.Client({ connectionString: db.adminUrl })
 
   beforeAll(async () => {
@@ -269,19 +270,30 @@ describe('roles (#12, #11)', () => {
     await superuser.query(`CREATE ROLE ${bypass} NOLOGIN BYPASSRLS`)
     await superuser.query(`CREATE ROLE ${member} LOGIN PASSWORD 'member' IN ROLE ${bypass}`)
     await superuser.query(`GRANT CONNECT ON DATABASE "${db.name}" TO ${member}`)
+    await superuser.query(`CREATE ROLE ${owner} LOGIN PASSWORD 'owner'`)
+    await superuser.query(`GRANT CONNECT ON DATABASE "${db.name}" TO ${owner}`)
+    await superuser.query(`CREATE TABLE owned_${suffix} (tenant_id text)`)
+    await superuser.query(`ALTER TABLE owned_${suffix} ENABLE ROW LEVEL SECURITY`)
+    await superuser.query(`ALTER TABLE owned_${suffix} OWNER TO ${owner}`)
   })
   afterAll(async () => {
     await superuser.query(`REVOKE CONNECT ON DATABASE "${db.name}" FROM ${member}`).catch(() => undefined)
+    await superuser.query(`DROP TABLE IF EXISTS owned_${suffix}`)
+    await superuser.query(`REVOKE CONNECT ON DATABASE "${db.name}" FROM ${owner}`).catch(() => undefined)
+    await superuser.query(`DROP ROLE IF EXISTS ${owner}`)
     await superuser.query(`DROP ROLE IF EXISTS ${member}`)
     await superuser.query(`DROP ROLE IF EXISTS ${bypass}`)
     await superuser.end()
   })
 
-  it('refuses a tenancy adapter connected as a superuser or a member of a BYPASSRLS role: UNSAFE_ROLE, before any query', async () => {
-    const memberUrl = new URL(db.appUrl)
-    memberUrl.username = member
-    memberUrl.password = 'member'
-    for (const url of [db.adminUrl, memberUrl.toString()]) {
+  it('refuses a tenancy adapter connected as a superuser, a member of a BYPASSRLS role or the owner of a table with RLS: UNSAFE_ROLE, before any query', async () => {
+    const as = (name: string, password: string) => {
+      const url = new URL(db.appUrl)
+      url.username = name
+      url.password = password
+      return url.toString()
+    }
+    for (const url of [db.adminUrl, as(member, 'member'), as(owner, 'owner')]) {
       const adapter = tenancyAdapter({ connectionString: url, max: 1 })
       const wire = recordWire(adapter.pool)
       const client = new PrismaClient({ adapter }).$extends(tenancy())

@@ -29,15 +29,11 @@ export class TenancyPool extends pg.Pool {
     this.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as TenantPgClient).releasedToPool())
   }
 
-  // A connection that dies while it is opened fails its caller with CONNECTION_LOST too.
+  // A connection that dies while it is opened, or while pool.query holds it (pg-pool then
+  // answers with the connection's own error event), fails its caller with CONNECTION_LOST too.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override connect(callback?: any): any {
-    const translate = (error: Error) => (error instanceof TenancyError ? error : (connectionLost(error) ?? error))
-    if (typeof callback !== 'function') {
-      return super.connect().catch((error: Error) => {
-        throw translate(error)
-      })
-    }
+    if (typeof callback !== 'function') return translated(super.connect())
     return super.connect((error, client, done) => callback(error === undefined || error === null ? error : translate(error), client, done))
   }
 
@@ -46,11 +42,25 @@ export class TenancyPool extends pg.Pool {
     const scope = currentTenantScope()
     if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
       const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
-      const withTenant = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
-      return super.query(withTenant as never, values, callback)
+      config = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
     }
-    return super.query(config, values, callback)
+    const done = typeof values === 'function' ? values : callback
+    if (typeof done === 'function') {
+      const wrapped = (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result)
+      return typeof values === 'function' ? super.query(config, wrapped) : super.query(config, values, wrapped)
+    }
+    return translated(super.query(config, values))
   }
+}
+
+function translate(error: Error): Error {
+  return error instanceof TenancyError ? error : (connectionLost(error) ?? error)
+}
+
+function translated<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((error: Error) => {
+    throw translate(error)
+  })
 }
 
 export interface TenancyAdapterOptions {
