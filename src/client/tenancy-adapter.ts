@@ -29,15 +29,11 @@ export class TenancyPool extends pg.Pool {
     this.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as TenantPgClient).releasedToPool())
   }
 
-  // A connection that dies while it is opened fails its caller with CONNECTION_LOST too.
+  // A connection that dies while it is opened, or while pool.query holds it (pg-pool then
+  // answers with the connection's own error event), fails its caller with CONNECTION_LOST too.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override connect(callback?: any): any {
-    const translate = (error: Error) => (error instanceof TenancyError ? error : (connectionLost(error) ?? error))
-    if (typeof callback !== 'function') {
-      return super.connect().catch((error: Error) => {
-        throw translate(error)
-      })
-    }
+    if (typeof callback !== 'function') return translated(super.connect())
     return super.connect((error, client, done) => callback(error === undefined || error === null ? error : translate(error), client, done))
   }
 
@@ -46,11 +42,25 @@ export class TenancyPool extends pg.Pool {
     const scope = currentTenantScope()
     if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
       const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
-      const withTenant = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
-      return super.query(withTenant as never, values, callback)
+      config = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
     }
-    return super.query(config, values, callback)
+    const done = typeof values === 'function' ? values : callback
+    if (typeof done === 'function') {
+      const wrapped = (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result)
+      return typeof values === 'function' ? super.query(config, wrapped) : super.query(config, values, wrapped)
+    }
+    return translated(super.query(config, values))
   }
+}
+
+function translate(error: Error): Error {
+  return error instanceof TenancyError ? error : (connectionLost(error) ?? error)
+}
+
+function translated<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((error: Error) => {
+    throw translate(error)
+  })
 }
 
 export interface TenancyAdapterOptions {
@@ -113,15 +123,37 @@ const unscopedAdapters = new WeakSet<object>()
 /**
  * The adapter for explicitly unscoped work: migrations, admin screens,
  * cross-tenant jobs. It is plain PrismaPg, so it sets no tenant; give it its
- * own connection string, for a role that may see every tenant (one with
- * BYPASSRLS, or the tables' owner), never the application's role. A client on
- * it cannot take the tenancy() extension, so it cannot be mistaken for one.
+ * own connection string, for a role that sees every tenant: a superuser or a
+ * role with BYPASSRLS, never the application's role. (The tables' owner is not
+ * enough: the generated policies FORCE row-level security, which applies to
+ * the owner too.) On its first connection it checks that, and refuses with
+ * UNSCOPED_ROLE_FILTERED rather than return filtered, often empty, results. A
+ * client on it cannot take the tenancy() extension, so it cannot be mistaken
+ * for one.
  */
 export function unscopedAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): PrismaPg {
-  const adapter = new PrismaPg(typeof connection === 'string' ? parseDatabaseUrl(connection, 'unscopedAdapter(url)') : connection, options.schema === undefined ? undefined : { schema: options.schema })
+  const config = typeof connection === 'object' && connection !== null ? connection : parseDatabaseUrl(connection, 'unscopedAdapter(url)')
+  const adapter = new PrismaPg(config, options.schema === undefined ? undefined : { schema: options.schema })
+  const connect = adapter.connect.bind(adapter)
+  adapter.connect = async () => {
+    const connected = await connect()
+    const { rows } = await connected.queryRaw({ sql: unscopedRoleSql, args: [], argTypes: [] })
+    const [role, seesEveryTenant] = (rows[0] ?? []) as [string | undefined, boolean | undefined]
+    if (seesEveryTenant !== true) {
+      await connected.dispose()
+      throw new TenancyError(
+        'UNSCOPED_ROLE_FILTERED',
+        `unscopedAdapter(url) is connected as role "${role ?? '?'}", which row-level security filters, so it would not see every tenant's rows. Give it the URL of a role with BYPASSRLS (ALTER ROLE <admin> BYPASSRLS, as a superuser) or of a superuser; connect tenant work through tenancyAdapter(url) instead.`,
+        { details: { role } },
+      )
+    }
+    return connected
+  }
   unscopedAdapters.add(adapter)
   return adapter
 }
+
+const unscopedRoleSql = 'SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user'
 
 export function isUnscopedAdapter(adapter: unknown): boolean {
   return typeof adapter === 'object' && adapter !== null && unscopedAdapters.has(adapter)

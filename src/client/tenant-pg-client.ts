@@ -56,12 +56,16 @@ export function firstKeyword(text: string): string {
   return /^[A-Za-z_]+/.exec(text.slice(index))?.[0]?.toUpperCase() ?? ''
 }
 
-const controlKeywords = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE', 'PREPARE'])
+const controlKeywords = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE'])
 
 interface Submitted {
   query: TenantQuery
-  /** What the server's transaction status must be after the query: undefined for the driver's own statements. */
-  expect: 'idle' | 'transaction' | undefined
+  /**
+   * What the server's transaction status must be after the query; `control`
+   * for the adapter's transaction control, `internal` for the driver's own
+   * resets, queued ahead of the next user's statements, whose state they must not touch.
+   */
+  expect: 'idle' | 'transaction' | 'control' | 'internal' | undefined
 }
 
 // pg Client internals used here (pg 8): the queue of queries not yet written,
@@ -258,8 +262,9 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     const submitted = this.#submitted
     this.#submitted = undefined
     const inTransaction = status === 'T' || status === 'E'
-    if (submitted?.expect === undefined) {
-      // The driver's own statements: a COMMIT, ROLLBACK or failed BEGIN ended the transaction.
+    if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
+    if (submitted.expect === 'control') {
+      // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
       if (!inTransaction && this.#state === 'open') {
         this.#state = 'idle'
         this.#transactionTenant = undefined
@@ -268,7 +273,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       return
     }
     if (submitted.expect === 'idle' && inTransaction) {
-      this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop))
+      this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
     } else if (submitted.expect === 'transaction' && !inTransaction) {
       this.#state = 'ended'
@@ -285,7 +290,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
           this.#deferred = [text]
           return this.#reply(done, 'BEGIN')
         }
-        return this.#send({ text }, undefined, done, [], undefined)
+        return this.#send({ text }, undefined, done, [], 'control')
       case 'deferred':
         if (control === 'set-transaction') {
           this.#deferred.push(text)
@@ -299,7 +304,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
         // A savepoint before the first statement: open the transaction with it (no tenant needed yet).
         this.#state = 'open'
         this.#transactionTenant = undefined
-        return this.#send({ text }, undefined, done, this.#takeDeferred(), undefined)
+        return this.#send({ text }, undefined, done, this.#takeDeferred(), 'control')
       case 'ended':
         if (control === 'rollback') {
           this.#state = 'idle'
@@ -307,7 +312,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
         }
         return this.#fail(done, rawTransactionControl('ended this transaction earlier; it cannot commit as one'))
       default:
-        return this.#send({ text }, undefined, done, [], undefined)
+        return this.#send({ text }, undefined, done, [], 'control')
     }
   }
 
@@ -330,7 +335,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   }
 
   #internal(text: string): void {
-    super.query(this.#query({ text }, [], noop))
+    super.query(this.#query({ text }, [], noop, 'internal'))
   }
 
   #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect']): Promise<unknown> | undefined {
