@@ -25,6 +25,13 @@ if (binary === undefined) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A database of this test's own, dropped when it finishes. */
+async function testDatabase(): Promise<TestDatabase> {
+  const database = await createTestDatabase(inject('prismaTenancy'))
+  onTestFinished(() => database.drop())
+  return database
+}
+
 async function adminClient(database: TestDatabase): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: database.adminUrl })
   // A fault that ends every backend (a server restart) ends this one too; it is not used after that.
@@ -119,19 +126,37 @@ function expectSurvived(run: FaultRun, options: { hitsEveryTenant?: boolean } = 
   expect(after.succeeded).toBe(afterSoak.operations)
 }
 
+/**
+ * A soak with `parameter` set for the app role in a database of its own,
+ * while `times` operations that must run into it are made; the codes they failed with.
+ */
+async function soakUnderTimeout(parameter: string, value: string, times: number, operation: (tenants: readonly string[], client: SoakClient) => Promise<unknown>) {
+  const database = await testDatabase()
+  await setForAppRole(database, parameter, value)
+  const codes: string[] = []
+  const run = await soakUnderFault(database, {
+    times,
+    intervalMs: 200,
+    complete: true,
+    async injectOnce(tenants, client) {
+      codes.push(await failureCode(() => operation(tenants, client)))
+      return true
+    },
+  })
+  return { run, codes, database }
+}
+
 /** Codes of the errors an operation of the fault itself met; it must have failed with one. */
 async function failureCode(operation: () => Promise<unknown>): Promise<string> {
-  const outcome = await operation().then(
+  return operation().then(
     () => 'succeeded',
     (error: unknown) => errorCode(error) ?? `no code: ${(error as Error).message}`,
   )
-  return outcome
 }
 
 describe('faults injected while a soak runs', () => {
   it('a backend killed mid-transaction, repeatedly: only its operation fails, with a code, and the pool replaces it', async () => {
-    const database = await createTestDatabase(inject('prismaTenancy'))
-    onTestFinished(() => database.drop())
+    const database = await testDatabase()
     const killer = await adminClient(database)
     const run = await soakUnderFault(database, {
       times: 10,
@@ -150,26 +175,13 @@ describe('faults injected while a soak runs', () => {
   }, faultTestTimeoutMs)
 
   it('statement_timeout cancels the slow statement with a code while the rest go on', async () => {
-    const database = await createTestDatabase(inject('prismaTenancy'))
-    onTestFinished(() => database.drop())
-    await setForAppRole(database, 'statement_timeout', '300ms')
-    const codes: string[] = []
-    const run = await soakUnderFault(database, {
-      times: 4,
-      intervalMs: 200,
-      complete: true,
-      async injectOnce(tenants, client) {
-        codes.push(await failureCode(() => client.forTenant(tenants[0] ?? '').$queryRaw`SELECT pg_sleep(1)`))
-        return true
-      },
-    })
+    const { run, codes } = await soakUnderTimeout('statement_timeout', '300ms', 4, (tenants, client) => client.forTenant(tenants[0] ?? '').$queryRaw`SELECT pg_sleep(1)`)
     expect(codes).toEqual(Array(4).fill('P2010 (57014)'))
     expectSurvived(run)
   }, faultTestTimeoutMs)
 
   it("lock_timeout fails the locked tenant's writes with a code; the other tenants go on", async () => {
-    const database = await createTestDatabase(inject('prismaTenancy'))
-    onTestFinished(() => database.drop())
+    const database = await testDatabase()
     await setForAppRole(database, 'lock_timeout', '1s')
     const locker = await adminClient(database)
     let locked = ''
@@ -189,31 +201,17 @@ describe('faults injected while a soak runs', () => {
   }, faultTestTimeoutMs)
 
   it('idle_in_transaction_session_timeout ends the idle transaction with a code, leaves nothing of it, and the pool replaces the connection', async () => {
-    const database = await createTestDatabase(inject('prismaTenancy'))
-    onTestFinished(() => database.drop())
-    await setForAppRole(database, 'idle_in_transaction_session_timeout', '400ms')
-    const codes: string[] = []
-    const run = await soakUnderFault(database, {
-      times: 3,
-      intervalMs: 200,
-      complete: true,
-      async injectOnce(tenants, client) {
-        const tenant = client.forTenant(tenants[1] ?? '')
-        codes.push(
-          await failureCode(() =>
-            tenant.$transaction(async (tx) => {
-              await tx.project.create({ data: { name: 'idle-transaction' } })
-              await sleep(1500)
-              await tx.project.count()
-            }),
-          ),
-        )
-        expect(await tenant.project.count({ where: { name: 'idle-transaction' } })).toBe(0)
-        return true
-      },
-    })
+    const { run, codes, database } = await soakUnderTimeout('idle_in_transaction_session_timeout', '400ms', 3, (tenants, client) =>
+      client.forTenant(tenants[1] ?? '').$transaction(async (tx) => {
+        await tx.project.create({ data: { name: 'idle-transaction' } })
+        await sleep(1500)
+        await tx.project.count()
+      }),
+    )
     expect(codes).toHaveLength(3)
     for (const code of codes) expect(code).toMatch(/^(?:CONNECTION_LOST|P\d{4})/)
+    const admin = await adminClient(database)
+    expect((await admin.query('SELECT 1 FROM "Project" WHERE name = $1', ['idle-transaction'])).rowCount).toBe(0)
     expectSurvived(run)
   }, faultTestTimeoutMs)
 
@@ -230,8 +228,7 @@ describe('faults injected while a soak runs', () => {
   }, faultTestTimeoutMs)
 
   it.skipIf(binary === undefined)('a PgBouncer restart fails the operations in flight with a code; the pool reconnects through it', async () => {
-    const database = await createTestDatabase(inject('prismaTenancy'))
-    onTestFinished(() => database.drop())
+    const database = await testDatabase()
     const bouncer = await startPgBouncer(binary ?? 'pgbouncer', database.appUrl, [database.appRole], 5)
     const run = await soakUnderFault(
       database,

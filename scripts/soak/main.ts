@@ -15,9 +15,8 @@ interface Options {
 }
 
 function positiveInteger(value: string): number {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a whole number of at least 1')
-  return n
+  if (!/^[1-9][0-9]*$/.test(value)) throw new InvalidArgumentError('must be a whole number of at least 1')
+  return Number(value)
 }
 
 function parseOptions(argv: string[]): Options {
