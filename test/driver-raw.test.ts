@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyError, type TenancyOptions } from '../src/index.js'
+import { runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyOptions } from '../src/index.js'
 import { recordWire, useTestDatabase } from '../src/testing/index.js'
+import { refusal } from './support/refusal.js'
 
 const db = await useTestDatabase()
 const admin = new PrismaClient({ adapter: unscopedAdapter(db.adminUrl) })
@@ -15,16 +16,6 @@ function tenantClient(max: number, options: TenancyOptions = {}) {
   const client = new PrismaClient({ adapter }).$extends(tenancy(options))
   open.push(client)
   return { client, adapter, wire: recordWire(adapter.pool) }
-}
-
-async function refusal(attempt: () => unknown): Promise<TenancyError> {
-  try {
-    await attempt()
-  } catch (error) {
-    if (isTenancyError(error)) return error
-    throw error
-  }
-  throw new Error('expected a TenancyError, but the operation succeeded')
 }
 
 async function failure(attempt: () => unknown): Promise<unknown> {

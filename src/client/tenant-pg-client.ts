@@ -38,7 +38,7 @@ export const setTenantSql = 'SELECT set_config($1, $2, true)'
  * comments. Only an early, cheap refusal of plain transaction control: the
  * guard is the server's transaction status after each statement.
  */
-export function firstKeyword(text: string): string {
+function firstKeyword(text: string): string {
   let index = 0
   let depth = 0
   while (index < text.length) {
