@@ -52,6 +52,18 @@ describe('raw transaction control (#18.1)', () => {
     }
   })
 
+  it('rolls back a transaction a raw statement opened before anything else runs on that connection', async () => {
+    const { client, wire } = tenantClient(1)
+    wire.clear()
+    const [refused, next] = await Promise.allSettled([client.forTenant('t_beta').$executeRawUnsafe('; BEGIN'), client.forTenant('t_alpha').project.count()])
+    expect(refused.status).toBe('rejected')
+    expect(next.status).toBe('fulfilled')
+    const [opened] = wire.roundTrips.filter((trip) => trip.statements.includes('; BEGIN'))
+    const sameConnection = wire.roundTrips.filter((trip) => trip.connection === opened?.connection).map((trip) => trip.statements)
+    // (pg-pool then drops a connection whose query failed; the other tenant's count may run on a new one.)
+    expect(sameConnection.slice(0, 2)).toEqual([['SELECT set_config($1, $2, true)', '; BEGIN'], ['ROLLBACK']])
+  })
+
   it('commits every acknowledged write while two hidden BEGINs are tried at once', async () => {
     const { client } = tenantClient(2)
     const beta = client.forTenant('t_beta')
