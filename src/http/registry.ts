@@ -147,7 +147,7 @@ export function databaseRegistry(options: DatabaseRegistryOptions): DatabaseRegi
   const table = (options.schema === undefined ? '' : `${quoteIdent(options.schema)}.`) + quoteIdent(options.table ?? 'Tenant')
   const sql = `SELECT 1 FROM ${table} WHERE ${quoteIdent(options.idColumn ?? 'id')} = $1 LIMIT 1`
   const reconnectMs = options.reconnectMs ?? 1000
-  const pool = new TenancyPool({ connectionString, max: 2 }, { setting })
+  const pool = new TenancyPool({ connectionString, max: 2 }, { setting, raw: 'allow' })
   pool.on('error', () => {
     // An idle connection that dies is dropped by the pool; the next lookup opens another.
   })
