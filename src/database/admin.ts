@@ -40,10 +40,11 @@ export async function ensureDatabase(url: string): Promise<void> {
   })
 }
 
-export async function createDatabase(adminUrl: string, name: string, options: { template?: string } = {}): Promise<string> {
+export async function createDatabase(adminUrl: string, name: string, options: { template?: string; revokeTemporaryFrom?: string } = {}): Promise<string> {
   await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
     const template = options.template === undefined ? '' : ` TEMPLATE ${quoteIdent(options.template)}`
     await client.query(`CREATE DATABASE ${quoteIdent(name)}${template}`)
+    if (options.revokeTemporaryFrom !== undefined) await client.query(revokeTemporarySql(name, options.revokeTemporaryFrom))
   })
   return withDatabase(adminUrl, name)
 }
@@ -100,20 +101,32 @@ export async function ensureAppRole(adminUrl: string, role: AppRole): Promise<vo
 }
 
 /**
- * The grants an application role needs in one database: data access on every
- * table, never TRUNCATE (not subject to row-level security), REFERENCES or
- * TRIGGER, and nothing on Prisma's own migrations table.
+ * The grants an application role needs in one database, as `prisma-tenancy generate --app-role`
+ * writes them: data access on tables with row-level security, reads only on the rest (shared
+ * tables), never TRUNCATE (not subject to row-level security), REFERENCES or TRIGGER, nothing on
+ * Prisma's own migrations table, and no temporary tables.
  */
 export async function grantAppRole(databaseUrl: string, roleName: string, schema = 'public'): Promise<void> {
   await withClient(databaseUrl, async (client) => {
     const role = quoteIdent(roleName)
     const ns = quoteIdent(schema)
     await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(databaseName(databaseUrl))} TO ${role}`)
+    await client.query(revokeTemporarySql(databaseName(databaseUrl), roleName))
     await client.query(`GRANT USAGE ON SCHEMA ${ns} TO ${role}`)
-    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${ns} TO ${role}`)
+    await client.query(`GRANT SELECT ON ALL TABLES IN SCHEMA ${ns} TO ${role}`)
+    const { rows } = await client.query<{ name: string }>('SELECT relname AS name FROM pg_class WHERE relnamespace = $1::regnamespace AND relkind IN ($2, $3) AND relrowsecurity', [schema, 'r', 'p'])
+    for (const { name } of rows) await client.query(`GRANT INSERT, UPDATE, DELETE ON ${ns}.${quoteIdent(name)} TO ${role}`)
     await client.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ns} TO ${role}`)
     await client.query(`REVOKE ALL ON TABLE ${ns}."_prisma_migrations" FROM ${role}`).catch(() => undefined)
   })
+}
+
+/**
+ * Temporary tables outlive a transaction on a pooled connection; PUBLIC may create them by
+ * default. A database's privileges are not copied from its template: clones need this again.
+ */
+export function revokeTemporarySql(database: string, roleName: string): string {
+  return `REVOKE TEMPORARY ON DATABASE ${quoteIdent(database)} FROM PUBLIC, ${quoteIdent(roleName)}`
 }
 
 export function appRoleUrl(databaseUrl: string, role: AppRole): string {

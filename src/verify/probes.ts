@@ -5,8 +5,15 @@ import type { Catalog, Column, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { qualify, type TableRef } from './static-checks.js'
 
-/** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason. */
-class NotProbed extends Error {}
+/** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason and fix. */
+class NotProbed extends Error {
+  constructor(
+    message: string,
+    readonly fix = 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.',
+  ) {
+    super(message)
+  }
+}
 
 type Row = Record<string, string | null>
 type Outcome = { ok: true; rowCount: number } | { ok: false; code: string; message: string }
@@ -135,7 +142,11 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)} LIMIT 1`, [])
         if (existing.ok && existing.rows.length > 0) outcome = existing
       }
-      if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(`it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`)
+      if (!outcome.ok || outcome.rows.length === 0)
+        throw new NotProbed(
+          `it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`,
+          `Connect as a role that may write ${qualify(relation.schema, relation.name)} (the migration role) and pass --role ${role}: the app role should not write shared tables.`,
+        )
       sharedRows.set(key, outcome.rows[0]!)
       return outcome.rows[0]!
     } finally {
@@ -272,7 +283,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         probed.push(name)
       } catch (error) {
         if (!(error instanceof NotProbed)) throw error
-        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.'))
+        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, error.fix))
       }
     }
   } finally {
