@@ -190,10 +190,26 @@ describe('prisma-tenancy signing-key set', () => {
 })
 
 describe('verify on signed policies', () => {
-  it('counts them as tenant-scoped and proves the key unreachable', async () => {
-    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name, probes: false })
+  it('counts them as tenant-scoped, proves the key unreachable, and probes every table with signed probe tenants', async () => {
+    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name })
     expect(report.results.filter((result) => result.status !== 'pass')).toEqual([])
     expect(report.results.filter((result) => result.check === 'signed-context').map((result) => result.status)).toEqual(['pass'])
+    expect(report.probedTables.sort()).toEqual(report.tenantTables.sort())
+  })
+
+  it('catches, by probing, a signed table whose permissive policy lets every row through', async () => {
+    const restrictive = `tenant_id = (SELECT prisma_tenancy.current_tenant())`
+    await withClient(database.adminUrl, (client) => client.query('DROP POLICY tenancy_isolation ON tasks; CREATE POLICY everyone ON tasks FOR SELECT USING (true)'))
+    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name }).finally(() =>
+      withClient(database.adminUrl, (client) => client.query(`DROP POLICY everyone ON tasks; CREATE POLICY tenancy_isolation ON tasks AS RESTRICTIVE FOR ALL USING (${restrictive}) WITH CHECK (${restrictive})`)),
+    )
+    expect(report.results.filter((result) => result.check === 'probe-read' && result.status === 'fail').map((result) => result.table)).toEqual(['public.tasks'])
+  })
+
+  it('reports not-probed, never a pass, when the connecting user cannot sign the probe tenants', async () => {
+    const report = await verify({ databaseUrl: database.appUrl })
+    expect(report.probedTables).toEqual([])
+    expect(report.results.find((result) => result.check === 'not-probed')?.message).toContain('cannot sign the probe tenants')
   })
 
   it('fails signed-context when the app role can read the key table', async () => {

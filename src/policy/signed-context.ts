@@ -24,6 +24,16 @@ export const signedTenantExpression = `(SELECT ${SIGNED_TENANT_FUNCTION}())`
  * The table holds K xor ipad and K xor opad (K zero-padded to sha256's 64-byte block), so the
  * HMAC is two sha256 calls, which PostgreSQL has built in (no pgcrypto).
  */
+/** HMAC-SHA256 under the stored key (the key table aliased k) of a text expression, as bytea. */
+const hmacSql = (message: string) => `sha256(k.outer_key || sha256(k.inner_key || convert_to(${message}, 'UTF8')))`
+
+/**
+ * Signatures for the tenants in $1 (text[]), valid for ten minutes from the transaction's start,
+ * computed in the database by a role that can read the key (the verifier's probes use it).
+ */
+export const signaturesSql = `SELECT t.id AS tenant, x.e || '.' || encode(${hmacSql("x.e || ':' || t.id")}, 'hex') AS signature
+  FROM ${SIGNING_KEY_TABLE} AS k, (SELECT (extract(epoch FROM now())::bigint + 600)::text AS e) AS x, unnest($1::text[]) AS t(id)`
+
 export function signedContextStatements(setting: string, appRole: string | null): string[][] {
   const tenant = `NULLIF(current_setting(${quoteLiteral(setting)}, true), '')`
   const signature = `current_setting(${quoteLiteral(signatureSetting(setting))}, true)`
@@ -53,7 +63,7 @@ export function signedContextStatements(setting: string, appRole: string | null)
       `    SELECT s.tenant FROM ${SIGNING_KEY_TABLE} AS k, (SELECT ${tenant} AS tenant, ${signature} AS sig) AS s`,
       `    WHERE CASE WHEN s.sig ~ '^[0-9]{1,15}[.][0-9a-f]{64}$'`,
       `      THEN split_part(s.sig, '.', 1)::bigint > extract(epoch FROM now())`,
-      `        AND sha256(k.outer_key || sha256(k.inner_key || convert_to(split_part(s.sig, '.', 1) || ':' || s.tenant, 'UTF8'))) = decode(split_part(s.sig, '.', 2), 'hex')`,
+      `        AND ${hmacSql("split_part(s.sig, '.', 1) || ':' || s.tenant")} = decode(split_part(s.sig, '.', 2), 'hex')`,
       '      ELSE false END',
       '  );',
     ],
