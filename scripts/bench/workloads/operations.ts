@@ -1,5 +1,5 @@
 import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
-import { createBenchDatabase, type BenchRoles } from '../database.js'
+import { createBenchDatabase, createSignedBenchDatabase, type BenchRoles } from '../database.js'
 import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
@@ -66,9 +66,12 @@ export async function runOperationsWorkload(
   migrations?: string,
 ): Promise<WorkloadOutcome> {
   const database = await createBenchDatabase(serverAdminUrl, roles, { migrations })
+  let signed: Awaited<ReturnType<typeof createSignedBenchDatabase>> | undefined
   let contenders: Contender[] = []
   try {
     const tenants = await seedOperationsData(database.adminUrl, { tenants: size.tenants, projects: size.projectsPerTenant, tasksPerProject: size.tasksPerProject })
+    // Cloned before anyone connects to the seeded database (a template must have no sessions).
+    signed = await createSignedBenchDatabase(serverAdminUrl, roles, database, migrations)
     const { started, unavailable } = await startContenders(
       factories,
       { appUrl: database.appUrl, unrestrictedUrl: database.unrestrictedUrl, poolSize: size.poolSize },
@@ -93,7 +96,7 @@ export async function runOperationsWorkload(
       }
     }
     log('  findUnique on the wire, without Prisma Client, next to plain Prisma and prisma-tenancy, at 1 client')
-    const wire = await openWireFloor(database, tenants)
+    const wire = await openWireFloor(database, signed, tenants)
     try {
       // Interleaved with the wire variants, so the Prisma rows and the floor come from the same moments.
       const prismaRows = ['plain-prisma', 'prisma-tenancy'].flatMap((name) => {
@@ -113,6 +116,7 @@ export async function runOperationsWorkload(
     return { results, unavailable }
   } finally {
     await Promise.allSettled(contenders.map((c) => c.close()))
+    await signed?.drop()
     await database.drop()
   }
 }
