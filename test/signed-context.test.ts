@@ -150,6 +150,26 @@ describe('signed policies, as the application role', () => {
   })
 })
 
+describe('tenantSigner, the client side', () => {
+  it('reuses a signature until half its lifetime has passed, then signs with a later expiry, per tenant', () => {
+    let clock = 1_000_000_000_000
+    const signer = tenantSigner(randomBytes(32).toString('base64url'), { ttlSeconds: 600, now: () => clock })
+    const first = signer('t_alpha')
+    expect(first).toMatch(/^1000000600\.[0-9a-f]{64}$/)
+    clock += 299_000
+    expect(signer('t_alpha')).toBe(first)
+    expect(signer('t_beta')).not.toBe(first)
+    clock += 2_000
+    expect(signer('t_alpha')).toMatch(/^1000000901\./)
+  })
+
+  it('refuses a key that is not what signing-key set prints, with CONFIG_INVALID', () => {
+    for (const bad of ['', 'short', `${key}==`, randomBytes(16).toString('base64url')]) {
+      expect(() => tenantSigner(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    }
+  })
+})
+
 describe('prisma-tenancy signing-key set', () => {
   it('refuses to replace the key without --rotate, and with it, old signatures stop matching', async () => {
     const again = await runCliCaptured(['signing-key', 'set', '--database-url', database.adminUrl])
