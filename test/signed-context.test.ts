@@ -50,6 +50,8 @@ async function asBeta<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
   })
 }
 
+const failures = (report: Awaited<ReturnType<typeof verify>>) => report.results.filter((result) => result.status === 'fail').map((result) => result.check)
+
 const tenantsSeen = async (client: pg.Client, sql = 'SELECT tenant_id FROM "Project" ORDER BY 1') => (await client.query<{ tenant_id: string }>(sql)).rows.map((row) => row.tenant_id)
 
 describe('signed policies, as the application role', () => {
@@ -230,6 +232,20 @@ describe('verify on signed policies', () => {
     const report = await verify({ databaseUrl: database.appUrl })
     expect(report.probedTables).toEqual([])
     expect(report.results.find((result) => result.check === 'not-probed')?.message).toContain('cannot sign the probe tenants')
+  })
+
+  it('fails signed-context and definer-function when the function is replaced by one that skips the signature', async () => {
+    const original = await withClient(database.adminUrl, async (client) => (await client.query<{ definition: string }>(`SELECT pg_get_functiondef('prisma_tenancy.current_tenant()'::regprocedure) AS definition`)).rows[0]!.definition)
+    await withClient(database.adminUrl, (client) =>
+      client.query(`CREATE OR REPLACE FUNCTION prisma_tenancy.current_tenant() RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$ BEGIN RETURN current_setting('app.current_tenant', true); END $$`),
+    )
+    try {
+      const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name, probes: false })
+      expect(report.results.find((result) => result.check === 'signed-context')?.message).toContain('is not the one generate --signed writes')
+      expect(failures(report)).toEqual(expect.arrayContaining(['signed-context', 'definer-function']))
+    } finally {
+      await withClient(database.adminUrl, (client) => client.query(original))
+    }
   })
 
   it('fails signed-context when the app role can read the key table', async () => {

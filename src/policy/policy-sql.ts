@@ -1,7 +1,7 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import type { TableName, TenantColumnType, TenantTable } from './classify-models.js'
-import { signedContextStatements, signedTenantExpression } from './signed-context.js'
+import { semicolonFreeLiteral, signedContextStatements, signedTenantExpression } from './signed-context.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
 export const ISOLATION_POLICY = 'tenancy_isolation'
@@ -154,14 +154,6 @@ function liftBlock(table: TableName & { model: string }): string[] {
   ]
 }
 
-/**
- * A DO block whose body holds no semicolon (PL/pgSQL ends statements with one, written here as
- * the escape \073 of an E'' string), so that runners splitting scripts at semicolons keep it whole.
- */
-function doBlock(plpgsql: string): string {
-  return `DO E'${plpgsql.replaceAll('\\', '\\\\').replaceAll("'", "''").replaceAll(';', '\\073')}';`
-}
-
 function databaseBlock(plan: PolicyPlan): string[][] {
   const blocks: string[][] = []
   if (plan.revokeTemporary === true && plan.appRole !== null) {
@@ -169,7 +161,7 @@ function databaseBlock(plan: PolicyPlan): string[][] {
       '-- No temporary tables for the application role: they are session state, which outlives a transaction on a pooled',
       "-- connection and could carry one tenant's rows to the next. PUBLIC holds TEMPORARY on every database by default.",
       '-- The database name is only known where the migration runs.',
-      doBlock(`BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, %I', current_database(), ${quoteLiteral(plan.appRole)}); END`),
+      `DO ${semicolonFreeLiteral(`BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, %I', current_database(), ${quoteLiteral(plan.appRole)}); END`)};`,
     ])
   }
   if (plan.createSignedContext === true) blocks.push(...signedContextStatements(plan.setting, plan.appRole))

@@ -34,9 +34,44 @@ const hmacSql = (message: string) => `sha256(k.outer_key || sha256(k.inner_key |
 export const signaturesSql = `SELECT t.id AS tenant, x.e || '.' || encode(${hmacSql("x.e || ':' || t.id")}, 'hex') AS signature
   FROM ${SIGNING_KEY_TABLE} AS k, (SELECT (extract(epoch FROM now())::bigint + 600)::text AS e) AS x, unnest($1::text[]) AS t(id)`
 
+/**
+ * A string literal with no semicolon in it (written as the escape \073 of an E'' string), for
+ * PL/pgSQL bodies: runners that split scripts at semicolons then keep the statement whole.
+ */
+export function semicolonFreeLiteral(text: string): string {
+  return `E'${text.replaceAll('\\', '\\\\').replaceAll("'", "''").replaceAll(';', '\\073')}'`
+}
+
+/**
+ * The body of the verifying function. PL/pgSQL, because it keeps its statements' plans for the
+ * session: a SQL function's body is planned again in every query that calls it (measured ~200 µs
+ * on PostgreSQL 15). The format is checked before anything is cast, so a malformed value answers
+ * NULL rather than an error, and without bounded repetition ({64}) in the pattern, which
+ * PostgreSQL's regex engine takes tens of microseconds on.
+ */
+export function signedTenantFunctionBody(setting: string): string {
+  return [
+    'DECLARE',
+    `  tenant text := NULLIF(current_setting(${quoteLiteral(setting)}, true), '');`,
+    `  sig text := current_setting(${quoteLiteral(signatureSetting(setting))}, true);`,
+    '  k record;',
+    'BEGIN',
+    "  IF tenant IS NULL OR sig IS NULL OR sig !~ '^[0-9]+[.][0-9a-f]+$' OR position('.' IN sig) NOT BETWEEN 2 AND 16 OR length(sig) - position('.' IN sig) <> 64 THEN",
+    '    RETURN NULL;',
+    '  END IF;',
+    "  IF split_part(sig, '.', 1)::bigint <= extract(epoch FROM now()) THEN",
+    '    RETURN NULL;',
+    '  END IF;',
+    `  SELECT inner_key, outer_key INTO k FROM ${SIGNING_KEY_TABLE};`,
+    `  IF FOUND AND ${hmacSql("split_part(sig, '.', 1) || ':' || tenant")} = decode(split_part(sig, '.', 2), 'hex') THEN`,
+    '    RETURN tenant;',
+    '  END IF;',
+    '  RETURN NULL;',
+    'END',
+  ].join('\n')
+}
+
 export function signedContextStatements(setting: string, appRole: string | null): string[][] {
-  const tenant = `NULLIF(current_setting(${quoteLiteral(setting)}, true), '')`
-  const signature = `current_setting(${quoteLiteral(signatureSetting(setting))}, true)`
   return [
     [
       `-- The signed tenant context: policies trust ${setting} only when ${signatureSetting(setting)} carries a valid HMAC of it.`,
@@ -54,18 +89,12 @@ export function signedContextStatements(setting: string, appRole: string | null)
     [
       `-- The tenant, when ${signatureSetting(setting)} is '<expiry>.<hex hmac>' with hmac = HMAC-SHA256(key, '<expiry>:<tenant>')`,
       '-- and the expiry (Unix seconds) is after the start of the transaction, else NULL, which matches no row.',
-      '-- SECURITY DEFINER to read the key, a SQL-standard body (parsed once, here) with search_path pinned, STABLE',
-      '-- because it reads settings. CASE checks the format before anything is cast: a malformed value answers NULL.',
+      '-- SECURITY DEFINER to read the key, search_path pinned so that nothing of the caller can stand in for what it',
+      '-- calls, STABLE because it reads settings. `prisma-tenancy verify` compares its body with this one.',
       `CREATE OR REPLACE FUNCTION ${SIGNED_TENANT_FUNCTION}() RETURNS text`,
-      '  LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER',
+      '  LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER',
       '  SET search_path = pg_catalog, pg_temp',
-      '  RETURN (',
-      `    SELECT s.tenant FROM ${SIGNING_KEY_TABLE} AS k, (SELECT ${tenant} AS tenant, ${signature} AS sig) AS s`,
-      `    WHERE CASE WHEN s.sig ~ '^[0-9]{1,15}[.][0-9a-f]{64}$'`,
-      `      THEN split_part(s.sig, '.', 1)::bigint > extract(epoch FROM now())`,
-      `        AND ${hmacSql("split_part(s.sig, '.', 1) || ':' || s.tenant")} = decode(split_part(s.sig, '.', 2), 'hex')`,
-      '      ELSE false END',
-      '  );',
+      `  AS ${semicolonFreeLiteral(signedTenantFunctionBody(setting))};`,
     ],
   ]
 }

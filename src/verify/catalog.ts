@@ -121,10 +121,6 @@ export interface FunctionInfo {
   source: string
   /** Relations its body depends on (SQL-standard bodies record them). */
   dependsOn: string[]
-  /** A SQL-standard body (BEGIN ATOMIC / RETURN): parsed when created, so dependsOn and callsFunctions are complete. */
-  sqlBody: boolean
-  /** It calls user-defined functions (built-ins are never recorded in pg_depend). */
-  callsFunctions: boolean
   /** i IMMUTABLE, s STABLE, v VOLATILE */
   volatility: string
 }
@@ -205,8 +201,7 @@ const queries = {
       ARRAY(SELECT DISTINCT dn.nspname || '.' || dc.relname FROM pg_depend d
             JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
             WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass) AS "dependsOn",
-      p.prosqlbody IS NOT NULL AS "sqlBody", p.provolatile AS volatility,
-      EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_proc'::regclass) AS "callsFunctions"
+      p.provolatile AS volatility
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles o ON o.oid = p.proowner
     WHERE (p.prosecdef OR p.proleakproof) AND ${userSchema('n')} AND ${notExtensionMember('pg_proc', 'p.oid')}
     ORDER BY 1, 2, 3`,

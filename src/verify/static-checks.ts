@@ -1,7 +1,7 @@
 import { quoteIdent } from '../database/sql-identifiers.js'
-import type { Catalog, Policy, Relation } from './catalog.js'
+import type { Catalog, FunctionInfo, Policy, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
-import { SIGNED_TENANT_FUNCTION, SIGNING_KEY_TABLE } from '../policy/signed-context.js'
+import { SIGNED_TENANT_FUNCTION, SIGNING_KEY_TABLE, signedTenantFunctionBody } from '../policy/signed-context.js'
 import { isTenantScoped } from './tenant-expression.js'
 
 /** A table the schema names, resolved to database names. */
@@ -238,7 +238,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
       `REVOKE TEMPORARY ON DATABASE ${ident(catalog.database)} FROM PUBLIC, ${ident(role)}; (prisma-tenancy generate --app-role ${role} writes it)`,
     )
   else pass('temporary-privilege', null, `${role} cannot create temporary tables`)
-  signedContextChecks(catalog, tenantOids, add)
+  signedContextChecks(catalog, tenantOids, setting, add)
   const bypass = [roleInfo.superuser ? 'is SUPERUSER' : null, roleInfo.bypassRls ? 'has BYPASSRLS' : null, roleInfo.bypassVia.length > 0 ? `is a member of ${roleInfo.bypassVia.join(', ')}, which bypasses row-level security` : null].filter(
     (item): item is string => item !== null,
   )
@@ -291,13 +291,14 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
   }
   for (const fn of catalog.functions) {
     const name = `${qualify(fn.schema, fn.name)}(${fn.args})`
-    if (fn.definer && fn.executable) {
+    if (fn.definer && fn.executable && isSignedTenantFunction(fn, setting)) {
+      // Its owner may bypass row-level security: the body, exactly generate's, reads the key table only.
+      pass('definer-function', name, `the signed context's function, with the body generate --signed writes`)
+    } else if (fn.definer && fn.executable) {
       const touched = tenantNames.filter((table) => fn.dependsOn.includes(table) || mentions(fn.source, table))
-      // A SQL-standard body calling no user function does only what pg_depend records: touching no tenant table, its owner's rights reach none.
-      const bounded = fn.sqlBody && !fn.callsFunctions
       const reasons = [
         touched.length > 0 ? `reads or writes ${touched.join(', ')}` : null,
-        fn.ownerBypasses && !bounded ? `its owner ${fn.owner} bypasses row-level security` : null,
+        fn.ownerBypasses ? `its owner ${fn.owner} bypasses row-level security` : null,
         fn.pinnedSearchPath ? null : 'it has no pinned search_path',
       ].filter((item): item is string => item !== null)
       if (reasons.length === 0) pass('definer-function', name, 'SECURITY DEFINER with a pinned search_path, touching no tenant table')
@@ -372,9 +373,13 @@ function sharedTableChecks(catalog: Catalog, sharedTables: TableRef[], setting: 
 /**
  * Signed policies are only as sound as the function they call and the secrecy of its key: the
  * function must be what `generate --signed` writes (SECURITY DEFINER, STABLE, pinned search_path,
- * a SQL-standard body), and the application role must not reach the key table at all.
+ * the very body), and the application role must not reach the key table at all.
  */
-function signedContextChecks(catalog: Catalog, tenantOids: Map<number, { name: string }>, add: Add): void {
+function isSignedTenantFunction(fn: FunctionInfo, setting: string): boolean {
+  return qualify(fn.schema, fn.name) === SIGNED_TENANT_FUNCTION && fn.args === '' && fn.source === signedTenantFunctionBody(setting)
+}
+
+function signedContextChecks(catalog: Catalog, tenantOids: Map<number, { name: string }>, setting: string, add: Add): void {
   const call = `${SIGNED_TENANT_FUNCTION}()`
   const signed = catalog.policies.filter((policy) => tenantOids.has(policy.relid) && `${policy.using ?? ''} ${policy.check ?? ''}`.includes(call))
   if (signed.length === 0) return
@@ -385,7 +390,7 @@ function signedContextChecks(catalog: Catalog, tenantOids: Map<number, { name: s
     fn === undefined ? `${call} is not a SECURITY DEFINER function` : null,
     fn !== undefined && !fn.pinnedSearchPath ? `${call} has no pinned search_path` : null,
     fn !== undefined && fn.volatility !== 's' ? `${call} is not STABLE` : null,
-    fn !== undefined && !fn.sqlBody ? `${call} has no SQL-standard body` : null,
+    fn !== undefined && !isSignedTenantFunction(fn, setting) ? `the body of ${call} is not the one generate --signed writes for ${setting}` : null,
     key === undefined ? `${SIGNING_KEY_TABLE} is missing` : null,
     key !== undefined && (key.roleOwns || reached.length > 0) ? `${catalog.role.name} ${key.roleOwns ? 'owns' : `holds ${reached.join(', ')} on`} ${SIGNING_KEY_TABLE}, so it can read or replace the key and sign any tenant` : null,
   ].filter((item): item is string => item !== null)
