@@ -33,22 +33,14 @@ REVOKE ALL ON prisma_tenancy.signing_key FROM "tenancy_app";
 CREATE OR REPLACE FUNCTION prisma_tenancy.current_tenant() RETURNS text
   LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
   SET search_path = pg_catalog, pg_temp
-  AS E'DECLARE
-  tenant text := NULLIF(current_setting(''app.current_tenant'', true), '''')\073
-  sig text := current_setting(''app.current_tenant_sig'', true)\073
-  k record\073
-BEGIN
-  IF tenant IS NULL OR sig IS NULL OR sig !~ ''^[0-9]+[.][0-9a-f]+$'' OR position(''.'' IN sig) NOT BETWEEN 2 AND 16 OR length(sig) - position(''.'' IN sig) <> 64 THEN
-    RETURN NULL\073
-  END IF\073
-  IF split_part(sig, ''.'', 1)::bigint <= extract(epoch FROM now()) THEN
-    RETURN NULL\073
-  END IF\073
-  SELECT inner_key, outer_key INTO k FROM prisma_tenancy.signing_key\073
-  IF FOUND AND sha256(k.outer_key || sha256(k.inner_key || convert_to(split_part(sig, ''.'', 1) || '':'' || tenant, ''UTF8''))) = decode(split_part(sig, ''.'', 2), ''hex'') THEN
-    RETURN tenant\073
-  END IF\073
-  RETURN NULL\073
+  AS E'BEGIN
+  RETURN (
+    SELECT s.tenant FROM prisma_tenancy.signing_key AS k, (SELECT NULLIF(current_setting(''app.current_tenant'', true), '''') AS tenant, current_setting(''app.current_tenant_sig'', true) AS sig) AS s
+    WHERE CASE WHEN s.sig ~ ''^[0-9]+[.][0-9a-f]+$'' AND position(''.'' IN s.sig) BETWEEN 2 AND 16 AND length(s.sig) - position(''.'' IN s.sig) = 64
+      THEN split_part(s.sig, ''.'', 1)::bigint > extract(epoch FROM now())
+        AND sha256(k.outer_key || sha256(k.inner_key || convert_to(split_part(s.sig, ''.'', 1) || '':'' || s.tenant, ''UTF8''))) = decode(split_part(s.sig, ''.'', 2), ''hex'')
+      ELSE false END
+  )\073
 END';
 
 -- Comment (model Comment): rows belong to the tenant in tenant_id.
