@@ -10,6 +10,13 @@ export const tenancyErrorCodes = [
   'TENANT_INVALID',
   'TENANT_MISMATCH',
   'ADAPTER_REQUIRED',
+  // The tenancy driver
+  'CONNECTION_LOST',
+  'RAW_TRANSACTION_CONTROL',
+  'RAW_MULTIPLE_STATEMENTS',
+  'RAW_SQL_REFUSED',
+  'UNSAFE_ROLE',
+  'UNSCOPED_ROLE_FILTERED',
   // Configuration and input
   'CONFIG_INVALID',
   'DATABASE_URL_MISSING',

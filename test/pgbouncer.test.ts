@@ -92,3 +92,56 @@ describe.skipIf(binary === undefined)('through PgBouncer in transaction mode (2 
     expect(settings.filter((setting) => setting !== null && setting !== '')).toEqual([])
   })
 })
+
+describe.skipIf(binary === undefined)('raw SQL through PgBouncer in transaction mode', () => {
+  const started: Array<{ stop(): Promise<void> }> = []
+  const clients: Array<{ $disconnect(): Promise<void> }> = []
+  let admin: PrismaClient
+
+  async function through(poolSize: number, settings: string[] = []) {
+    const bouncer = await startPgBouncer(binary ?? 'pgbouncer', db.appUrl, [db.appRole], poolSize, settings)
+    started.push(bouncer)
+    const client = new PrismaClient({ adapter: tenancyAdapter({ connectionString: bouncer.route(db.appUrl), max: 2 }) }).$extends(tenancy())
+    clients.push(client)
+    return client
+  }
+
+  beforeAll(async () => {
+    admin = new PrismaClient({ adapter: unscopedAdapter(db.adminUrl) })
+    await admin.tenant.createMany({ data: ['t_alpha', 't_beta'].map((id) => ({ id, name: id })), skipDuplicates: true })
+  })
+  afterAll(async () => {
+    await Promise.all([...clients.map((client) => client.$disconnect()), admin?.$disconnect()])
+    for (const bouncer of started) await bouncer.stop()
+  })
+
+  it("refuses a hidden BEGIN, and another tenant's acknowledged write survives a hidden ROLLBACK", async () => {
+    const prisma = await through(1)
+    for (const begin of ['/* */ BEGIN', '; BEGIN']) {
+      await expect(prisma.forTenant('t_beta').$executeRawUnsafe(begin)).rejects.toMatchObject({ code: 'RAW_TRANSACTION_CONTROL' })
+      const row = await prisma.forTenant('t_alpha').project.create({ data: { name: 'acknowledged through pgbouncer' } })
+      await prisma.forTenant('t_beta').$executeRawUnsafe('; ROLLBACK').catch(() => undefined)
+      expect(await admin.project.count({ where: { id: row.id } })).toBe(1)
+    }
+  })
+
+  it("keeps a temp table from the next tenant on one server connection: the driver's DISCARD ALL reaches it", async () => {
+    const prisma = await through(1)
+    await prisma.forTenant('t_alpha').$executeRawUnsafe('CREATE TEMP TABLE report_one AS SELECT name FROM "Project"')
+    await expect(prisma.forTenant('t_beta').$queryRawUnsafe('SELECT * FROM report_one')).rejects.toThrow(/report_one/)
+  })
+
+  it('keeps temp tables from other tenants on several server connections with server_reset_query_always = 1', async () => {
+    // With several server connections the driver's DISCARD ALL runs on whichever one PgBouncer
+    // picks, not necessarily the one the raw SQL ran on; PgBouncer's own reset after every
+    // transaction (server_reset_query_always) is what guarantees it there.
+    const prisma = await through(2, ['server_reset_query = DISCARD ALL', 'server_reset_query_always = 1'])
+    const reads = await Promise.allSettled(
+      Array.from({ length: 10 }, async (_, index) => {
+        await prisma.forTenant('t_alpha').$executeRawUnsafe(`CREATE TEMP TABLE report_${index} AS SELECT name FROM "Project"`)
+        return prisma.forTenant('t_beta').$queryRawUnsafe(`SELECT * FROM report_${index}`)
+      }),
+    )
+    expect(reads.filter((read) => read.status === 'fulfilled')).toEqual([])
+  })
+})

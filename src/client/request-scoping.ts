@@ -1,4 +1,4 @@
-import { runWithTenant } from '../context/tenant-context.js'
+import { currentTenantScope, runInTenantScope, type TenantScope } from '../context/tenant-context.js'
 import { TenancyError } from '../errors.js'
 import { asTenancyError } from './tenancy-errors.js'
 
@@ -7,6 +7,8 @@ import { asTenancyError } from './tenancy-errors.js'
 // for them when it is applied and refuses a client that lacks them.
 interface EngineRequest {
   transaction?: { kind?: string }
+  /** `action` is `queryRaw` / `executeRaw` for raw SQL ($queryRaw, $executeRawUnsafe, ...). */
+  protocolQuery?: { action?: string }
   /** The extensions of the client the operation was called on (`client._extensions`). */
   extensions?: ClientExtensions
 }
@@ -23,8 +25,11 @@ interface RequestHandler {
   request(request: EngineRequest): Promise<unknown>
   dataloader?: { options?: Partial<DataLoaderOptions> }
 }
+/** Prisma Client builds every model and raw-SQL promise with this; it runs `callback` when the promise is awaited. */
+type CreatePrismaPromise = (callback: (transaction?: unknown) => unknown, ...rest: unknown[]) => unknown
 interface ClientInternals {
   _requestHandler?: RequestHandler
+  _createPrismaPromise?: CreatePrismaPromise
   _extensions?: Partial<ClientExtensions> & ExtensionStack
 }
 /** Prisma's stack of applied extensions: a linked list, innermost first. */
@@ -93,7 +98,30 @@ function requestHandler(client: unknown): { handler: RequestHandler; options: Da
   const options = handler?.dataloader?.options
   if (typeof handler?.request !== 'function' || typeof internals._extensions?.getAllClientExtensions !== 'function') return undefined
   if (typeof options?.batchBy !== 'function' || typeof options.batchLoader !== 'function' || typeof options.singleLoader !== 'function') return undefined
+  if (typeof internals._createPrismaPromise !== 'function') return undefined
   return { handler, options: options as DataLoaderOptions }
+}
+
+const rawActions = new Set(['queryRaw', 'executeRaw'])
+
+function isRaw(request: EngineRequest): boolean {
+  return rawActions.has(request.protocolQuery?.action ?? '')
+}
+
+/**
+ * Prisma's promises are lazy: the query starts when one is awaited, in the
+ * awaiting code's async context. Each promise created through the client now
+ * runs in the context it was created in, so a query made inside
+ * runWithTenant('b', ...) and awaited inside runWithTenant('a', ...) still
+ * runs as b. One getStore() per operation, and a scope switch only when the
+ * two contexts differ.
+ */
+function runPromisesInCreationScope(internals: ClientInternals & { _createPrismaPromise: CreatePrismaPromise }): void {
+  const create = internals._createPrismaPromise
+  internals._createPrismaPromise = (callback, ...rest) => {
+    const created = currentTenantScope()
+    return create((transaction) => (currentTenantScope() === created ? callback(transaction) : runInTenantScope(created, () => callback(transaction))), ...rest)
+  }
 }
 
 /**
@@ -128,6 +156,7 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
     throw new TenancyError('CONFIG_INVALID', 'tenancy() is already applied to this Prisma Client. Apply it once; use forTenant(id) for a client bound to one tenant.')
   }
   scopedHandlers.add(handler)
+  runPromisesInCreationScope(client as ClientInternals & { _createPrismaPromise: CreatePrismaPromise })
 
   // A request's tenant, or why it was refused. A refused operation of a batch
   // transaction must still join its batch and fail it: thrown from batchBy, it
@@ -176,11 +205,16 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
         )),
       )
     }
-    return runWithTenant(tenantId, () => batchLoader(requests))
+    return runInTenantScope(scopeFor(tenantId, requests.some(isRaw)), () => batchLoader(requests))
   }
   options.singleLoader = (request) => {
     const scope = scopeOf.get(request)
     if (typeof scope === 'object') return Promise.reject(scope.refused)
-    return scope === undefined ? singleLoader(request) : runWithTenant(scope, () => singleLoader(request))
+    return scope === undefined ? singleLoader(request) : runInTenantScope(scopeFor(scope, isRaw(request)), () => singleLoader(request))
   }
+}
+
+// The driver reads `raw` to set the tenant again after raw SQL in a transaction and to reset the session afterwards.
+function scopeFor(tenantId: string, raw: boolean): TenantScope {
+  return raw ? { tenantId, raw } : { tenantId }
 }

@@ -1,10 +1,11 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
-import { currentTenantId } from '../context/tenant-context.js'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
 import { parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
-import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
+import { currentTenantScope } from '../context/tenant-context.js'
+import { markTransactionControl, type PrismaPgAdapterInternals } from './tenancy-transaction.js'
+import { connectionLost, queryRaw, queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
 
 /**
  * A pg Pool of TenantPgClient connections. pg-pool runs a queued query in the
@@ -14,20 +15,52 @@ import { queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientC
 export class TenancyPool extends pg.Pool {
   constructor(config: pg.PoolConfig, settings: TenancySettings) {
     const clientConfig: TenantPgClientConfig = { ...config, tenancy: settings }
+    const { onConnect } = config
     // pg-pool constructs `new Client(poolOptions)`; the settings ride along in them.
-    super({ ...clientConfig, Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']> })
+    super({
+      ...clientConfig,
+      Client: TenantPgClient as unknown as NonNullable<pg.PoolConfig['Client']>,
+      // Before the pool hands a new physical connection to anyone: one query, once per connection.
+      onConnect: async (client: pg.ClientBase) => {
+        await (client as unknown as TenantPgClient).checkRole()
+        await onConnect?.(client)
+      },
+    })
     this.on('release', (_error: Error | undefined, client: pg.PoolClient) => (client as unknown as TenantPgClient).releasedToPool())
+  }
+
+  // A connection that dies while it is opened, or while pool.query holds it (pg-pool then
+  // answers with the connection's own error event), fails its caller with CONNECTION_LOST too.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override connect(callback?: any): any {
+    if (typeof callback !== 'function') return translated(super.connect())
+    return super.connect((error, client, done) => callback(error === undefined || error === null ? error : translate(error), client, done))
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(config: any, values?: any, callback?: any): any {
-    const tenantId = currentTenantId()
-    if (tenantId !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
-      const withTenant = typeof config === 'string' ? { text: config, [queryTenant]: tenantId } : { ...config, [queryTenant]: tenantId }
-      return super.query(withTenant as never, values, callback)
+    const scope = currentTenantScope()
+    if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
+      const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
+      config = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
     }
-    return super.query(config, values, callback)
+    const done = typeof values === 'function' ? values : callback
+    if (typeof done === 'function') {
+      const wrapped = (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result)
+      return typeof values === 'function' ? super.query(config, wrapped) : super.query(config, values, wrapped)
+    }
+    return translated(super.query(config, values))
   }
+}
+
+function translate(error: Error): Error {
+  return error instanceof TenancyError ? error : (connectionLost(error) ?? error)
+}
+
+function translated<T>(promise: Promise<T>): Promise<T> {
+  return promise.catch((error: Error) => {
+    throw translate(error)
+  })
 }
 
 export interface TenancyAdapterOptions {
@@ -47,12 +80,23 @@ export class TenancyPg extends PrismaPg {
   #settingChosen = false
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
-    const config = typeof connection === 'string' ? { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') } : connection
-    const settings = { setting: defaultTenantSetting }
+    const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
+    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow' }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool
     this.#settings = settings
+  }
+
+  override async connect(): ReturnType<PrismaPg['connect']> {
+    const adapter = await super.connect()
+    markTransactionControl(adapter as unknown as PrismaPgAdapterInternals, this.pool)
+    return adapter
+  }
+
+  /** Called by the tenancy() extension: what raw SQL through its clients may do. */
+  useRawMode(raw: TenancySettings['raw']): void {
+    this.#settings.raw = raw
   }
 
   /** Called by the tenancy() extension: the setting its policies read. */
@@ -79,15 +123,37 @@ const unscopedAdapters = new WeakSet<object>()
 /**
  * The adapter for explicitly unscoped work: migrations, admin screens,
  * cross-tenant jobs. It is plain PrismaPg, so it sets no tenant; give it its
- * own connection string, for a role that may see every tenant (one with
- * BYPASSRLS, or the tables' owner), never the application's role. A client on
- * it cannot take the tenancy() extension, so it cannot be mistaken for one.
+ * own connection string, for a role that sees every tenant: a superuser or a
+ * role with BYPASSRLS, never the application's role. (The tables' owner is not
+ * enough: the generated policies FORCE row-level security, which applies to
+ * the owner too.) On its first connection it checks that, and refuses with
+ * UNSCOPED_ROLE_FILTERED rather than return filtered, often empty, results. A
+ * client on it cannot take the tenancy() extension, so it cannot be mistaken
+ * for one.
  */
 export function unscopedAdapter(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}): PrismaPg {
-  const adapter = new PrismaPg(typeof connection === 'string' ? parseDatabaseUrl(connection, 'unscopedAdapter(url)') : connection, options.schema === undefined ? undefined : { schema: options.schema })
+  const config = typeof connection === 'object' && connection !== null ? connection : parseDatabaseUrl(connection, 'unscopedAdapter(url)')
+  const adapter = new PrismaPg(config, options.schema === undefined ? undefined : { schema: options.schema })
+  const connect = adapter.connect.bind(adapter)
+  adapter.connect = async () => {
+    const connected = await connect()
+    const { rows } = await connected.queryRaw({ sql: unscopedRoleSql, args: [], argTypes: [] })
+    const [role, seesEveryTenant] = (rows[0] ?? []) as [string | undefined, boolean | undefined]
+    if (seesEveryTenant !== true) {
+      await connected.dispose()
+      throw new TenancyError(
+        'UNSCOPED_ROLE_FILTERED',
+        `unscopedAdapter(url) is connected as role "${role ?? '?'}", which row-level security filters, so it would not see every tenant's rows. Give it the URL of a role with BYPASSRLS (ALTER ROLE <admin> BYPASSRLS, as a superuser) or of a superuser; connect tenant work through tenancyAdapter(url) instead.`,
+        { details: { role } },
+      )
+    }
+    return connected
+  }
   unscopedAdapters.add(adapter)
   return adapter
 }
+
+const unscopedRoleSql = 'SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user'
 
 export function isUnscopedAdapter(adapter: unknown): boolean {
   return typeof adapter === 'object' && adapter !== null && unscopedAdapters.has(adapter)

@@ -19,7 +19,7 @@ export function asTenancyError(error: unknown): unknown {
   if (isRowSecurityViolation(error)) {
     return new TenancyError(
       'TENANT_MISMATCH',
-      "The database refused to write a row for another tenant (row-level security, SQLSTATE 42501). Leave tenantId out of the data: the column defaults to the current tenant; to write another tenant's rows use forTenant(thatTenant).",
+      "The database refused to write a row that the current tenant's row-level security policy does not allow (SQLSTATE 42501), usually because its tenant column holds another tenant's id. Set the tenant column to the current tenant, or leave it out where its default is the current tenant's setting; to write another tenant's rows use forTenant(thatTenant).",
       { cause: error },
     )
   }

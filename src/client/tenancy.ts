@@ -1,17 +1,27 @@
 import { Prisma } from '@prisma/client/extension'
+import { z } from 'zod'
 import { currentTenantId } from '../context/tenant-context.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
 import { scopeRequests, skipInertExtensionHooks, tenantBinding } from './request-scoping.js'
 import { isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
+import type { RawSqlMode } from './tenant-pg-client.js'
 
 export interface TenancyOptions {
   /** The custom setting the policies read. Default `app.current_tenant`. */
   setting?: string
   /** What a valid tenant id is. Default: 1-63 of [A-Za-z0-9_-]. E.g. `z.uuid()`. */
   tenantId?: TenantIdSchema
+  /**
+   * Raw SQL through tenant clients: `'allow'` (default), `'no-explain'` (refuse
+   * EXPLAIN, whose estimates come from every tenant's statistics) or `'refuse'`
+   * (every $queryRaw/$executeRaw call fails with RAW_SQL_REFUSED).
+   */
+  raw?: RawSqlMode
 }
+
+const rawModes = z.enum(['allow', 'no-explain', 'refuse']).default('allow')
 
 /**
  * Bound clients are immutable, so forTenant hands out the same one for the
@@ -41,6 +51,10 @@ function bindTenant(client: object, tenantId: string): unknown {
 export function tenancy(options: TenancyOptions = {}) {
   const { setting } = parseTenancyNames({ setting: options.setting })
   const validate = tenantIdValidator(options.tenantId)
+  const raw = rawModes.safeParse(options.raw)
+  if (!raw.success) {
+    throw new TenancyError('CONFIG_INVALID', `tenancy({ raw }) must be 'allow', 'no-explain' or 'refuse', not ${JSON.stringify(options.raw)}.`, { cause: raw.error })
+  }
   const resolveTenant = (): string => {
     const tenantId = currentTenantId()
     if (tenantId === undefined) {
@@ -64,6 +78,7 @@ export function tenancy(options: TenancyOptions = {}) {
       )
     }
     adapter.useSetting(setting)
+    adapter.useRawMode(raw.data)
     scopeRequests(client, resolveTenant)
 
     return skipInertExtensionHooks(client.$extends({

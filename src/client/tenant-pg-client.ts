@@ -1,15 +1,27 @@
 import pg from 'pg'
-import { currentTenantId } from '../context/tenant-context.js'
+import { currentTenantScope } from '../context/tenant-context.js'
 import { TenancyError } from '../errors.js'
-import { TenantQuery, type PrefixStatement } from './tenant-query.js'
+import { TenantQuery, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
 /** Where TenancyPool.query records the tenant of the caller on a query config. */
 export const queryTenant = Symbol('prisma-tenancy.queryTenant')
+/** Where TenancyPool.query records that the caller's statement is raw SQL of the application. */
+export const queryRaw = Symbol('prisma-tenancy.queryRaw')
+/**
+ * Marks the transaction control that the tenancy adapter's own transaction
+ * object sends (tenancy-transaction.ts). Nothing else is control, whatever its text.
+ */
+export const transactionControl = Symbol('prisma-tenancy.transactionControl')
+export type TransactionControl = 'begin' | 'set-transaction' | 'commit' | 'rollback' | 'savepoint'
+
+/** What raw SQL through tenant clients may do: `tenancy({ raw })`. */
+export type RawSqlMode = 'allow' | 'no-explain' | 'refuse'
 
 /** Shared, mutable settings of one tenancy pool and all its connections. */
 export interface TenancySettings {
   /** The custom setting that carries the tenant id, e.g. `app.current_tenant`. */
   setting: string
+  raw: RawSqlMode
 }
 
 export interface TenantPgClientConfig extends pg.ClientConfig {
@@ -17,62 +29,123 @@ export interface TenantPgClientConfig extends pg.ClientConfig {
 }
 
 type Callback = (error: Error | null, result?: unknown) => void
-export type StatementKind = 'begin' | 'set-transaction' | 'end' | 'savepoint' | 'data'
 
 /** The statement that sets the tenant; the setting and the tenant travel as parameters. */
 export const setTenantSql = 'SELECT set_config($1, $2, true)'
 
-const beginPattern = /^\s*(?:BEGIN|START\s+TRANSACTION)\b/i
-const setTransactionPattern = /^\s*SET\s+TRANSACTION\b/i
-const endPattern = /^\s*(?:COMMIT|END|ROLLBACK|ABORT)\s*;?\s*$/i
-const savepointPattern = /^\s*(?:SAVEPOINT|RELEASE|ROLLBACK\s+TO)\b/i
+/**
+ * The statement's first keyword, upper-cased, past whitespace and (nested)
+ * comments. Only an early, cheap refusal of plain transaction control: the
+ * guard is the server's transaction status after each statement.
+ */
+export function firstKeyword(text: string): string {
+  let index = 0
+  let depth = 0
+  while (index < text.length) {
+    if (depth > 0) {
+      if (text.startsWith('*/', index)) (depth -= 1), (index += 2)
+      else if (text.startsWith('/*', index)) (depth += 1), (index += 2)
+      else index += 1
+    } else if (text.startsWith('/*', index)) (depth = 1), (index += 2)
+    else if (text.startsWith('--', index)) {
+      const end = text.indexOf('\n', index)
+      index = end === -1 ? text.length : end + 1
+    } else if (/\s/.test(text.charAt(index))) index += 1
+    else break
+  }
+  return /^[A-Za-z_]+/.exec(text.slice(index))?.[0]?.toUpperCase() ?? ''
+}
 
-/** What a statement does to the transaction, as the driver (and the test wire recorder) see it. */
-export function classify(text: unknown): StatementKind {
-  if (typeof text !== 'string') return 'data'
-  if (beginPattern.test(text)) return 'begin'
-  if (setTransactionPattern.test(text)) return 'set-transaction'
-  if (endPattern.test(text)) return 'end'
-  if (savepointPattern.test(text)) return 'savepoint'
-  return 'data'
+const controlKeywords = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE'])
+
+interface Submitted {
+  query: TenantQuery
+  /**
+   * What the server's transaction status must be after the query; `control`
+   * for the adapter's transaction control, `internal` for the driver's own
+   * resets, queued ahead of the next user's statements, whose state they must not touch.
+   */
+  expect: 'idle' | 'transaction' | 'control' | 'internal' | undefined
+}
+
+// pg Client internals used here (pg 8): the queue of queries not yet written,
+// whether the connection is usable, and the named statements it has parsed.
+interface ClientInternals {
+  _queryQueue: unknown[]
+  _queryable: boolean
+  connection: NodeJS.EventEmitter & { parsedStatements: Record<string, string> }
 }
 
 /**
- * A pg Client that runs every data statement with the current tenant set,
- * at no extra round trip:
+ * A pg Client that runs every statement with the current tenant set, at no
+ * extra round trip, and takes the state of the transaction from the server:
  * - outside a transaction, `SELECT set_config(setting, tenant, true)` and the
  *   statement go out in one write ending in one Sync: one implicit
  *   transaction, so the setting is gone when the statement completes;
- * - a `BEGIN` (and `SET TRANSACTION ...`) is held back and sent with the
- *   transaction's first statement and its set_config, again in one write; a
- *   transaction that ends before any statement never reaches the server;
+ * - a `BEGIN` of the adapter's transaction object (and `SET TRANSACTION ...`)
+ *   is held back and sent with the transaction's first statement and its
+ *   set_config, again in one write; a transaction that ends before any
+ *   statement never reaches the server;
  * - inside a transaction, set_config is sent again only when the tenant
- *   changes.
- * A data statement with no tenant is refused before anything is sent, so a
- * tenancy pool never runs tenant-less SQL even if a caller bypasses the
- * client extension. Nothing outlives a transaction, which is what PgBouncer's
- * transaction mode requires.
+ *   changes, or after raw SQL (which may have changed the setting);
+ * - every statement but the adapter's transaction control is data, sent over
+ *   the extended protocol (one statement); after each, the server's
+ *   ReadyForQuery status must be the one the driver expects. A statement that
+ *   opened a transaction is rolled back before anything else runs; one that
+ *   ended the driver's transaction leaves it refusing every further statement;
+ *   both fail with RAW_TRANSACTION_CONTROL;
+ * - a connection that ran raw SQL is reset (DISCARD ALL) when it goes back to
+ *   the pool, so no session state of one user reaches the next.
+ * A data statement with no tenant is refused before anything is sent.
  */
-export class TenantPgClient extends pg.Client {
+export class TenantPgClient extends pg.Client implements QueryObserver {
   readonly #settings: TenancySettings
-  #state: 'idle' | 'deferred' | 'open' = 'idle'
+  #state: 'idle' | 'deferred' | 'open' | 'ended' = 'idle'
   #deferred: string[] = []
   #transactionTenant: string | undefined
+  /** Raw SQL ran in the open transaction: the tenant setting may have changed. */
+  #tenantStale = false
+  /** Raw SQL ran since the last reset: the session may hold its state. */
+  #sessionDirty = false
+  #submitted: Submitted | undefined
+  #lost: Error | undefined
 
   constructor(config: TenantPgClientConfig) {
     super(config)
     this.#settings = config.tenancy
-    // The server's transaction status is the truth about where a connection
-    // stands, whatever the caller sent (a failed COMMIT, a ROLLBACK after an error).
-    const connection = (this as unknown as { connection: NodeJS.EventEmitter }).connection
-    connection.on('readyForQuery', (message: { status?: string }) => {
-      // A held-back BEGIN has not reached the server, so an earlier statement's
-      // idle status says nothing about it.
-      if (message.status === 'I' && this.#state === 'open') {
-        this.#state = 'idle'
-        this.#transactionTenant = undefined
-      }
+    // pg-pool removes its idle listener when it hands a connection out, and a
+    // promise-based connect() (PrismaPg's startTransaction) attaches its own only
+    // a microtask later. A FATAL read in the same chunk as the ReadyForQuery that
+    // completed the hand-over (pg_terminate_backend, a server shutdown) is emitted
+    // in between, with no listener, and would crash the process. The connection's
+    // queries fail with the error anyway, and pg-pool drops a dead connection when
+    // it is released.
+    this.on('error', (error: Error) => {
+      this.#lost ??= error
     })
+    // Ahead of pg's own handler, which hands the next queued query to the server
+    // right after it: a rollback decided here still goes first.
+    this.#internals.connection.prependListener('readyForQuery', (message: { status?: string }) => this.#ready(message.status))
+  }
+
+  get #internals(): ClientInternals {
+    return this as unknown as ClientInternals
+  }
+
+  /**
+   * Run on each new physical connection before the pool hands it out (pg-pool's
+   * onConnect): refuses a role for which row-level security is not the guard.
+   */
+  async checkRole(): Promise<void> {
+    const { rows } = await super.query<{ role: string; reasons: string[] }>(unsafeRoleSql)
+    const [row] = rows
+    if (row !== undefined && row.reasons.length > 0) {
+      throw new TenancyError(
+        'UNSAFE_ROLE',
+        `The tenancy adapter is connected as role "${row.role}", for which row-level security does not isolate tenants: ${row.reasons.join('; ')}. Connect tenancyAdapter(url) as the application role (no SUPERUSER, no BYPASSRLS, owning no table, member of no such role); check the role with \`prisma-tenancy verify --role ${row.role}\`.`,
+        { details: { role: row.role, reasons: row.reasons } },
+      )
+    }
   }
 
   // pg's overloads cannot be restated one by one; the adapter and pg-pool call
@@ -83,92 +156,192 @@ export class TenantPgClient extends pg.Client {
     const done: Callback | undefined = typeof values === 'function' ? values : typeof callback === 'function' ? callback : undefined
     const params: unknown = typeof values === 'function' ? undefined : values
     if (typeof config === 'object' && typeof config.submit === 'function') {
-      if (this.#state === 'open' && this.#transactionTenant !== undefined) return super.query(config, values, callback)
+      if (this.#state === 'open' && this.#transactionTenant !== undefined && !this.#tenantStale) return super.query(config, values, callback)
       return this.#refuse(done, 'a custom query object (cursor, stream) outside a tenant transaction')
     }
-    const text: unknown = typeof config === 'string' ? config : config.text
-    const tenantId: string | undefined = (typeof config === 'object' ? config[queryTenant] : undefined) ?? currentTenantId()
-    const kind = classify(text)
+    if (this.#lost !== undefined || !this.#internals._queryable) return this.#fail(done, this.translate(this.#lost ?? new Error('the connection is closed')))
+    const control: TransactionControl | undefined = typeof config === 'object' ? config[transactionControl] : undefined
+    if (control !== undefined) return this.#control(control, typeof config === 'string' ? config : String(config.text), done)
 
-    if (this.#state === 'idle') {
-      if (kind === 'begin' && typeof text === 'string') {
-        this.#state = 'deferred'
-        this.#deferred = [text]
-        return this.#reply(done, 'BEGIN')
-      }
-      if (kind === 'end' || kind === 'savepoint') return super.query(config, values, callback)
-      if (tenantId === undefined) return this.#refuse(done, 'a statement outside any tenant context')
-      return this.#send(config, params, done, [this.#setTenant(tenantId)])
+    const text = typeof config === 'string' ? config : config.text
+    const scope = currentTenantScope()
+    const tenantId: string | undefined = (typeof config === 'object' ? config[queryTenant] : undefined) ?? scope?.tenantId
+    const raw = (typeof config === 'object' && config[queryRaw] === true) || scope?.raw === true
+    if (this.#state === 'ended') return this.#fail(done, rawTransactionControl('ended the transaction this statement belongs to'))
+    if (tenantId === undefined) return this.#refuse(done, this.#state === 'idle' ? 'a statement outside any tenant context' : 'a statement in a transaction with no tenant context')
+    if (typeof text === 'string') {
+      const refusal = this.#precheck(text, raw)
+      if (refusal !== undefined) return this.#fail(done, refusal)
     }
+    if (raw) this.#sessionDirty = true
+
+    if (this.#state === 'idle') return this.#send(config, params, done, [this.#setTenant(tenantId)], 'idle')
 
     if (this.#state === 'deferred') {
-      if (kind === 'set-transaction' && typeof text === 'string') {
-        this.#deferred.push(text)
-        return this.#reply(done, 'SET')
-      }
-      if (kind === 'end') {
-        this.#state = 'idle'
-        this.#deferred = []
-        return this.#reply(done, typeof text === 'string' && /^\s*(?:COMMIT|END)/i.test(text) ? 'COMMIT' : 'ROLLBACK')
-      }
-      if (tenantId === undefined && kind !== 'savepoint') return this.#refuse(done, 'a statement in a transaction with no tenant context')
       const prefix: PrefixStatement[] = this.#deferred.map((statement) => ({ text: statement, values: [] }))
-      if (tenantId !== undefined) prefix.push(this.#setTenant(tenantId))
+      prefix.push(this.#setTenant(tenantId))
       this.#state = 'open'
       this.#deferred = []
       this.#transactionTenant = tenantId
-      return this.#send(config, params, done, prefix)
+      this.#tenantStale = raw
+      return this.#send(config, params, done, prefix, 'transaction')
     }
 
-    if (kind === 'data') {
-      if (tenantId === undefined) return this.#refuse(done, 'a statement in a transaction with no tenant context')
-      if (this.#transactionTenant === undefined) {
-        this.#transactionTenant = tenantId
-        return this.#send(config, params, done, [this.#setTenant(tenantId)])
-      }
-      if (tenantId !== this.#transactionTenant) {
-        // One database transaction is one tenant, as for $transaction([...]).
-        return this.#fail(
-          done,
-          new TenancyError(
-            'TENANT_MISMATCH',
-            `A transaction of tenant "${this.#transactionTenant}" was asked to run a statement as "${tenantId}". A transaction runs as one tenant: run the other tenant's work in its own transaction (forTenant(id).$transaction(...)).`,
-          ),
-        )
-      }
+    if (this.#transactionTenant !== undefined && tenantId !== this.#transactionTenant) {
+      // One database transaction is one tenant, as for $transaction([...]).
+      return this.#fail(
+        done,
+        new TenancyError(
+          'TENANT_MISMATCH',
+          `A transaction of tenant "${this.#transactionTenant}" was asked to run a statement as "${tenantId}". A transaction runs as one tenant: run the other tenant's work in its own transaction (forTenant(id).$transaction(...)).`,
+        ),
+      )
     }
-    return super.query(config, values, callback)
+    // After raw SQL the transaction's setting is whatever that SQL left: set it again.
+    const prefix = this.#transactionTenant === undefined || this.#tenantStale ? [this.#setTenant(tenantId)] : []
+    this.#transactionTenant = tenantId
+    this.#tenantStale = raw
+    return this.#send(config, params, done, prefix, 'transaction')
   }
 
   /**
-   * Called by TenancyPool when the connection goes back to the pool. A caller
-   * that releases it mid-transaction must not hand its tenant's transaction to
-   * the next user: a held-back BEGIN is dropped, an open transaction is rolled
-   * back (queued ahead of anything the next user sends).
+   * Called by TenancyPool when the connection goes back to the pool. Its next
+   * user must not inherit anything: a held-back BEGIN is dropped, an open
+   * transaction is rolled back, and session state left by raw SQL is discarded,
+   * all queued ahead of anything the next user sends.
    */
   releasedToPool(): void {
-    if (this.#state === 'deferred') {
-      this.#state = 'idle'
-      this.#deferred = []
-    } else if (this.#state === 'open') {
-      super.query('ROLLBACK').catch(() => undefined)
-      // From here on the connection is the next user's: their first statement must set
-      // their tenant, even the same one, since the ROLLBACK ahead of it discards the setting.
-      this.#state = 'idle'
-      this.#transactionTenant = undefined
+    if (this.#lost !== undefined || !this.#internals._queryable) return
+    const serverInTransaction = (this as unknown as { _txStatus?: string | null })._txStatus
+    if (this.#state === 'open' || (serverInTransaction !== undefined && serverInTransaction !== null && serverInTransaction !== 'I')) this.#internal('ROLLBACK')
+    this.#state = 'idle'
+    this.#deferred = []
+    this.#transactionTenant = undefined
+    this.#tenantStale = false
+    if (this.#sessionDirty) {
+      this.#sessionDirty = false
+      // Temp tables, session settings, prepared statements, WITH HOLD cursors, LISTEN, advisory locks.
+      this.#internal('DISCARD ALL')
+      this.#internals.connection.parsedStatements = {}
     }
   }
 
+  /** QueryObserver: the query whose ReadyForQuery comes next. */
+  submitted(query: TenantQuery): void {
+    if (this.#submitted?.query !== query) this.#submitted = { query, expect: this.#expectations.get(query) }
+  }
+
+  /** QueryObserver: the error the caller sees. */
+  translate(error: Error): Error {
+    if (error instanceof TenancyError) return error
+    const fields = error as { code?: string }
+    const lost = connectionLost(error, this.#lost !== undefined || !this.#internals._queryable)
+    if (lost !== undefined) return lost
+    if (fields.code === '42601' && /multiple commands/.test(error.message)) {
+      return new TenancyError(
+        'RAW_MULTIPLE_STATEMENTS',
+        'A raw SQL call held several statements. The tenancy driver sends each call as one statement (with the tenant as a parameter): make one $executeRaw/$queryRaw call per statement, inside forTenant(id).$transaction(async (tx) => ...) when they must commit together.',
+        { cause: error },
+      )
+    }
+    return error
+  }
+
+  readonly #expectations = new WeakMap<TenantQuery, Submitted['expect']>()
+
+  #precheck(text: string, raw: boolean): TenancyError | undefined {
+    if (raw && this.#settings.raw === 'refuse') return rawRefused('Raw SQL is refused through tenant clients (tenancy({ raw: \'refuse\' })).')
+    const keyword = firstKeyword(text)
+    if (raw && this.#settings.raw === 'no-explain' && keyword === 'EXPLAIN') {
+      return rawRefused("EXPLAIN is refused through tenant clients (tenancy({ raw: 'no-explain' })): its estimates come from statistics over every tenant's rows.")
+    }
+    return controlKeywords.has(keyword) ? rawTransactionControl(`is ${keyword}`) : undefined
+  }
+
+  #ready(status: string | undefined): void {
+    const submitted = this.#submitted
+    this.#submitted = undefined
+    const inTransaction = status === 'T' || status === 'E'
+    if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
+    if (submitted.expect === 'control') {
+      // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
+      if (!inTransaction && this.#state === 'open') {
+        this.#state = 'idle'
+        this.#transactionTenant = undefined
+        this.#tenantStale = false
+      }
+      return
+    }
+    if (submitted.expect === 'idle' && inTransaction) {
+      this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
+      submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
+    } else if (submitted.expect === 'transaction' && !inTransaction) {
+      this.#state = 'ended'
+      this.#transactionTenant = undefined
+      submitted.query.refuse(rawTransactionControl('ended the transaction it ran in'))
+    }
+  }
+
+  #control(control: TransactionControl, text: string, done: Callback | undefined): Promise<unknown> | undefined {
+    switch (this.#state) {
+      case 'idle':
+        if (control === 'begin') {
+          this.#state = 'deferred'
+          this.#deferred = [text]
+          return this.#reply(done, 'BEGIN')
+        }
+        return this.#send({ text }, undefined, done, [], 'control')
+      case 'deferred':
+        if (control === 'set-transaction') {
+          this.#deferred.push(text)
+          return this.#reply(done, 'SET')
+        }
+        if (control === 'commit' || control === 'rollback') {
+          this.#state = 'idle'
+          this.#deferred = []
+          return this.#reply(done, control === 'commit' ? 'COMMIT' : 'ROLLBACK')
+        }
+        // A savepoint before the first statement: open the transaction with it (no tenant needed yet).
+        this.#state = 'open'
+        this.#transactionTenant = undefined
+        return this.#send({ text }, undefined, done, this.#takeDeferred(), 'control')
+      case 'ended':
+        if (control === 'rollback') {
+          this.#state = 'idle'
+          return this.#reply(done, 'ROLLBACK')
+        }
+        return this.#fail(done, rawTransactionControl('ended this transaction earlier; it cannot commit as one'))
+      default:
+        return this.#send({ text }, undefined, done, [], 'control')
+    }
+  }
+
+  #takeDeferred(): PrefixStatement[] {
+    const prefix = this.#deferred.map((statement) => ({ text: statement, values: [] }))
+    this.#deferred = []
+    return prefix
+  }
+
+  /** The one statement that sets the tenant, ahead of a statement of that tenant. */
   #setTenant(tenantId: string): PrefixStatement {
     return { text: setTenantSql, values: [this.#settings.setting, tenantId] }
   }
 
-  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[]): Promise<unknown> | undefined {
+  #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect']): TenantQuery {
+    const query = new TenantQuery(config, prefix, this)
+    ;(query as unknown as { callback: Callback }).callback = callback
+    this.#expectations.set(query, expect)
+    return query
+  }
+
+  #internal(text: string): void {
+    super.query(this.#query({ text }, [], noop, 'internal'))
+  }
+
+  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect']): Promise<unknown> | undefined {
     const base = typeof config === 'string' ? { text: config } : config
-    const query = new TenantQuery(params === undefined ? base : { ...base, values: params }, prefix)
     const submit = (callback: Callback): void => {
-      ;(query as unknown as { callback: Callback }).callback = callback
-      super.query(query)
+      super.query(this.#query(params === undefined ? base : { ...base, values: params }, prefix, callback, expect))
     }
     if (done !== undefined) {
       submit(done)
@@ -194,9 +367,53 @@ export class TenantPgClient extends pg.Client {
     )
   }
 
-  #fail(done: Callback | undefined, error: TenancyError): Promise<unknown> | undefined {
+  #fail(done: Callback | undefined, error: Error): Promise<unknown> | undefined {
     if (done === undefined) return Promise.reject(error)
     process.nextTick(done, error)
     return undefined
   }
 }
+
+const noop = (): void => undefined
+
+/**
+ * CONNECTION_LOST for an error that means the connection is gone: a FATAL
+ * from the server (pg_terminate_backend, shutdown, idle timeouts), pg's own
+ * "Connection terminated", or any error once the connection is known dead.
+ */
+export function connectionLost(error: Error, knownDead = false): TenancyError | undefined {
+  const { severity } = error as { severity?: string }
+  if (!knownDead && severity !== 'FATAL' && severity !== 'PANIC' && !/^Connection terminated/.test(error.message)) return undefined
+  return new TenancyError(
+    'CONNECTION_LOST',
+    `The database connection was lost (${error.message}); the operation did not complete, and a transaction on it was rolled back by the server. Retry the operation: the pool opens a new connection.`,
+    { cause: error },
+  )
+}
+
+function rawTransactionControl(what: string): TenancyError {
+  return new TenancyError(
+    'RAW_TRANSACTION_CONTROL',
+    `A raw SQL statement ${what}. Transactions through a tenancy client are opened and ended by Prisma only: use forTenant(id).$transaction(async (tx) => ...) (nested $transaction calls become savepoints) instead of BEGIN, COMMIT, ROLLBACK or SAVEPOINT in raw SQL.`,
+  )
+}
+
+function rawRefused(what: string): TenancyError {
+  return new TenancyError(
+    'RAW_SQL_REFUSED',
+    `${what} Use the model API, or run this SQL on a separate client on unscopedAdapter(adminUrl); tenancy({ raw: 'allow' }) allows it.`,
+  )
+}
+
+/**
+ * Why the connected role is not isolated by row-level security, in one query:
+ * superuser or BYPASSRLS itself, a member of a role that is (which SET ROLE
+ * reaches), or owner (or member of the owner) of a table with row-level
+ * security enabled, who can turn it off.
+ */
+const unsafeRoleSql = `SELECT current_user::text AS role, array_remove(ARRAY[
+  CASE WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolsuper AND pg_has_role(current_user, r.oid, 'MEMBER')) THEN 'it is, or is a member of, a SUPERUSER role' END,
+  CASE WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')) THEN 'it has, or is a member of a role with, BYPASSRLS' END,
+  (SELECT 'it owns (or is a member of the owner of) ' || string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text) || ', which row-level security protects'
+     FROM pg_class c WHERE c.relrowsecurity AND pg_has_role(current_user, c.relowner, 'MEMBER'))
+], NULL) AS reasons`

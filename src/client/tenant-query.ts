@@ -8,41 +8,63 @@ export interface PrefixStatement {
 
 // The protocol-level parts of pg's Query and Connection this class relies on;
 // @types/pg does not declare them.
-interface WireConnection {
+export interface WireConnection {
   parse(query: { text: string; name?: string; types?: unknown[] }): void
   bind(config: { portal?: string; statement?: string; values: readonly unknown[] }): void
   execute(config: { portal?: string; rows?: number }): void
 }
 interface QueryInternals {
   queryMode?: string
+  callback?: (error: Error | null, result?: unknown) => void
   prepare(connection: WireConnection): void
   handleDataRow(msg: unknown): void
   handleCommandComplete(msg: unknown, connection: WireConnection): void
+  handleError(error: Error, connection: WireConnection): void
+  handleReadyForQuery(connection: WireConnection): void
+}
+
+/** What the client learns from a query's life on the wire. */
+export interface QueryObserver {
+  /** The query is being written (pg prepares every extended-protocol query as it submits it): the next ReadyForQuery is its. */
+  submitted(query: TenantQuery): void
+  /** The error the caller sees in place of the server's (or pg's). */
+  translate(error: Error): Error
 }
 
 const QueryBase = pg.Query as unknown as new (config: object) => pg.Query & QueryInternals
 
 /**
- * A pg Query that writes its prefix statements (BEGIN, set_config) before
- * itself, up to one Sync: the server runs them all in one round trip, and in
- * one transaction (the implicit one that ends at Sync, or the explicit one
- * the prefixed BEGIN opens). The prefix statements' replies are consumed here,
- * so the caller sees exactly the result of its own query.
+ * A pg Query that always uses the extended protocol (one statement, its
+ * parameters apart) and writes its prefix statements (BEGIN, set_config)
+ * before itself, up to one Sync: the server runs them all in one round trip,
+ * and in one transaction (the implicit one that ends at Sync, or the explicit
+ * one the prefixed BEGIN opens). The prefix statements' replies are consumed
+ * here, so the caller sees exactly the result of its own query, or the
+ * refusal the client decided on when the server's ReadyForQuery came back.
  */
 export class TenantQuery extends QueryBase {
   readonly #prefix: readonly PrefixStatement[]
+  readonly #observer: QueryObserver | undefined
   #pendingReplies: number
+  #refusal: Error | undefined
 
-  constructor(config: object, prefix: readonly PrefixStatement[]) {
+  constructor(config: object, prefix: readonly PrefixStatement[], observer?: QueryObserver) {
     super(config)
     this.#prefix = prefix
+    this.#observer = observer
     this.#pendingReplies = prefix.length
-    // A prefix needs the extended protocol: it is what carries the tenant id
-    // as a parameter, and what lets several statements share one Sync.
-    if (prefix.length > 0) this.queryMode = 'extended'
+    // Several statements in one simple-protocol Query would run in one go, past
+    // every check of the driver; the extended protocol takes exactly one.
+    this.queryMode = 'extended'
+  }
+
+  /** Fail this query with `error` when its ReadyForQuery arrives, whatever the server answered. */
+  refuse(error: Error): void {
+    this.#refusal = error
   }
 
   override prepare(connection: WireConnection): void {
+    this.#observer?.submitted(this)
     for (const statement of this.#prefix) {
       connection.parse({ text: statement.text })
       connection.bind({ values: statement.values })
@@ -62,5 +84,17 @@ export class TenantQuery extends QueryBase {
       return
     }
     super.handleCommandComplete(msg, connection)
+  }
+
+  override handleError(error: Error, connection: WireConnection): void {
+    super.handleError(this.#observer?.translate(error) ?? error, connection)
+  }
+
+  override handleReadyForQuery(connection: WireConnection): void {
+    if (this.#refusal !== undefined && this.callback !== undefined) {
+      this.callback(this.#refusal)
+      return
+    }
+    super.handleReadyForQuery(connection)
   }
 }

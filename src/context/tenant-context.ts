@@ -7,6 +7,8 @@ import { AsyncLocalStorage } from 'node:async_hooks'
  */
 export interface TenantScope {
   readonly tenantId: string
+  /** Set by the request handler around raw SQL ($queryRaw, $executeRaw...), for the driver. */
+  readonly raw?: boolean
 }
 
 const storage = new AsyncLocalStorage<TenantScope>()
@@ -39,4 +41,14 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  */
 export function currentTenantId(): string | undefined {
   return storage.getStore()?.tenantId
+}
+
+/** The scope of the code running now, as it is: what a lazy Prisma query captures when it is created. */
+export function currentTenantScope(): TenantScope | undefined {
+  return storage.getStore()
+}
+
+/** Runs `fn` in `scope` (none: outside any tenant), for code that carries a scope from elsewhere. */
+export function runInTenantScope<T>(scope: TenantScope | undefined, fn: () => T): T {
+  return scope === undefined ? storage.exit(fn) : storage.run(scope, fn)
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { classify, setTenantSql } from '../client/tenant-pg-client.js'
+import { setTenantSql } from '../client/tenant-pg-client.js'
 
 /** One write to the server that ends in a Sync (extended protocol) or one simple Query. */
 export interface RoundTrip {
@@ -63,6 +63,19 @@ export function recordWire(pool: pg.Pool): WireRecorder {
 }
 
 const setsTenant = (text: string) => text === setTenantSql
+
+/**
+ * What a recorded statement does to the transaction, by its text. The driver
+ * does not work this way (it marks its own control and reads the server's
+ * status); for a replay of what the driver sent, the text of its own control
+ * statements is enough.
+ */
+function classify(text: string): 'begin' | 'end' | 'control' | 'data' {
+  if (/^(?:BEGIN|START TRANSACTION)\b/i.test(text)) return 'begin'
+  if (/^(?:COMMIT|ROLLBACK)$/i.test(text)) return 'end'
+  if (/^(?:SET TRANSACTION|SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT|DISCARD ALL$)/i.test(text)) return 'control'
+  return 'data'
+}
 
 /**
  * The data statements that ran with no tenant set in their transaction:

@@ -34,9 +34,10 @@ async function freePort(): Promise<number> {
  * Starts PgBouncer in transaction mode in front of the server of `serverUrl`,
  * with a pool of `poolSize` server connections per user and database, for
  * the users given (with their passwords, which PgBouncer presents to the
- * server). Clients authenticate with `trust`: it listens on 127.0.0.1 only.
+ * server), and further `[pgbouncer]` settings. Clients authenticate with
+ * `trust`: it listens on 127.0.0.1 only.
  */
-export async function startPgBouncer(binary: string, serverUrl: string, users: Array<{ name: string; password: string }>, poolSize = 2): Promise<PgBouncer> {
+export async function startPgBouncer(binary: string, serverUrl: string, users: Array<{ name: string; password: string }>, poolSize = 2, settings: string[] = []): Promise<PgBouncer> {
   const server = new URL(serverUrl)
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pgbouncer-'))
@@ -58,6 +59,7 @@ export async function startPgBouncer(binary: string, serverUrl: string, users: A
       'max_client_conn = 200',
       'ignore_startup_parameters = extra_float_digits,options',
       `logfile = ${join(dir, 'pgbouncer.log')}`,
+      ...settings,
       '',
     ].join('\n'),
   )
