@@ -3,7 +3,8 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { withClient } from '../src/database/admin.js'
 import { tenantSignature, tenantSigner, signatureSetting } from '../src/context/tenant-signature.js'
-import { generatePolicies } from '../src/index.js'
+import { PrismaClient } from '../prisma/generated/client.js'
+import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
 import { migrateDeploy } from '../src/migrate/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../src/testing/index.js'
 import { verify } from '../src/verify/verify.js'
@@ -149,6 +150,45 @@ describe('signed policies, as the application role', () => {
     } finally {
       await unsigned.drop()
     }
+  })
+})
+
+describe('the tenancy client with signingKey', () => {
+  const clients: { $disconnect(): Promise<void> }[] = []
+  afterAll(() => Promise.all(clients.map((client) => client.$disconnect())))
+  const signedClient = (signingKey?: string) => {
+    const base = new PrismaClient({ adapter: tenancyAdapter(database.appUrl, signingKey === undefined ? {} : { signingKey }) })
+    clients.push(base)
+    return base.$extends(tenancy())
+  }
+
+  it('reads and writes its own tenant: the driver sends the signature in the same set_config statement', async () => {
+    const beta = signedClient(key).forTenant('t_beta')
+    const created = await beta.project.create({ data: { name: 'signed write' } })
+    expect(created.tenantId).toBe('t_beta')
+    expect((await beta.project.findMany({ orderBy: { name: 'asc' } })).map((project) => [project.tenantId, project.name])).toEqual([
+      ['t_beta', 'secret of t_beta'],
+      ['t_beta', 'signed write'],
+    ])
+    await beta.project.delete({ where: { id: created.id } })
+  })
+
+  it("keeps B's interactive transaction away from A whatever its raw SQL sets, in the same statement or before the next", async () => {
+    const beta = signedClient(key).forTenant('t_beta')
+    const seen = await beta.$transaction(async (tx) => {
+      const [switched] = await tx.$queryRawUnsafe<{ n: number }[]>(`SELECT set_config('app.current_tenant', 't_alpha', true), (SELECT count(*)::int FROM "Project" WHERE tenant_id = 't_alpha') AS n`)
+      await tx.$executeRawUnsafe(`SELECT set_config('app.current_tenant', 't_alpha', true), set_config('app.current_tenant_sig', '${sign('t_beta')}', true)`)
+      const after = await tx.project.findMany()
+      const renamed = await tx.$executeRawUnsafe(`UPDATE "Project" SET name = 'pwned' WHERE tenant_id = 't_alpha'`)
+      return { switched: switched?.n, after: after.map((project) => project.tenantId), renamed }
+    })
+    expect(seen).toEqual({ switched: 0, after: ['t_beta'], renamed: 0 })
+  })
+
+  it('sees no row and writes none without the key, on signed policies (fails closed)', async () => {
+    const unsigned = signedClient().forTenant('t_beta')
+    expect(await unsigned.project.findMany()).toEqual([])
+    await expect(unsigned.project.create({ data: { name: 'unsigned write' } })).rejects.toMatchObject({ code: 'TENANT_MISMATCH' })
   })
 })
 
