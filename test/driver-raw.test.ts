@@ -4,8 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../prisma/generated/client.js'
 import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyError, type TenancyOptions } from '../src/index.js'
 import { recordWire, useTestDatabase } from '../src/testing/index.js'
+import { allowTemporaryTables } from './support/temporary-tables.js'
 
 const db = await useTestDatabase()
+await allowTemporaryTables(db.adminUrl)
 const admin = new PrismaClient({ adapter: unscopedAdapter(db.adminUrl) })
 const open: Array<{ $disconnect(): Promise<void> }> = [admin]
 
