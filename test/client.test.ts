@@ -3,9 +3,10 @@ import pg from 'pg'
 import { beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, type TenancyError } from '../src/index.js'
+import { runWithTenant, tenancy, tenancyAdapter } from '../src/index.js'
 import { transactionControl } from '../src/client/tenant-pg-client.js'
 import { useTenancy } from '../src/testing/index.js'
+import { refusal } from './support/refusal.js'
 
 const { database: db, adapter, wire, client: prisma, admin } = await useTenancy({
   client: (tenancyPg) => new PrismaClient({ adapter: tenancyPg }).$extends(tenancy()),
@@ -28,16 +29,6 @@ beforeAll(async () => {
 
 function tenantIds(count: number): string[] {
   return Array.from({ length: count }, (_, index) => `tenant-${index}`)
-}
-
-async function refusal(attempt: () => unknown): Promise<TenancyError> {
-  try {
-    await attempt()
-  } catch (error) {
-    if (isTenancyError(error)) return error
-    throw error
-  }
-  throw new Error('expected a TenancyError, but the operation succeeded')
 }
 
 interface RawClient {

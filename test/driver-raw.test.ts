@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { isTenancyError, runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyError, type TenancyOptions } from '../src/index.js'
+import { runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyOptions } from '../src/index.js'
 import { recordWire, useTestDatabase } from '../src/testing/index.js'
+import { refusal } from './support/refusal.js'
 import { allowTemporaryTables } from './support/temporary-tables.js'
 
 const db = await useTestDatabase()
@@ -17,16 +18,6 @@ function tenantClient(max: number, options: TenancyOptions = {}) {
   const client = new PrismaClient({ adapter }).$extends(tenancy(options))
   open.push(client)
   return { client, adapter, wire: recordWire(adapter.pool) }
-}
-
-async function refusal(attempt: () => unknown): Promise<TenancyError> {
-  try {
-    await attempt()
-  } catch (error) {
-    if (isTenancyError(error)) return error
-    throw error
-  }
-  throw new Error('expected a TenancyError, but the operation succeeded')
 }
 
 async function failure(attempt: () => unknown): Promise<unknown> {
@@ -61,6 +52,18 @@ describe('raw transaction control (#18.1)', () => {
       await beta.$executeRawUnsafe(rollback).catch(() => undefined)
       expect(await admin.project.count({ where: { id: row.id } })).toBe(1)
     }
+  })
+
+  it('rolls back a transaction a raw statement opened before anything else runs on that connection', async () => {
+    const { client, wire } = tenantClient(1)
+    wire.clear()
+    const [refused, next] = await Promise.allSettled([client.forTenant('t_beta').$executeRawUnsafe('; BEGIN'), client.forTenant('t_alpha').project.count()])
+    expect(refused.status).toBe('rejected')
+    expect(next.status).toBe('fulfilled')
+    const [opened] = wire.roundTrips.filter((trip) => trip.statements.includes('; BEGIN'))
+    const sameConnection = wire.roundTrips.filter((trip) => trip.connection === opened?.connection).map((trip) => trip.statements)
+    // (pg-pool then drops a connection whose query failed; the other tenant's count may run on a new one.)
+    expect(sameConnection.slice(0, 2)).toEqual([['SELECT set_config($1, $2, true)', '; BEGIN'], ['ROLLBACK']])
   })
 
   it('commits every acknowledged write while two hidden BEGINs are tried at once', async () => {

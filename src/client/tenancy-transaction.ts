@@ -13,6 +13,7 @@ type QueryableClass = new (client: pg.PoolClient, pgOptions: unknown) => Queryab
 export interface PrismaPgAdapterInternals {
   constructor: { prototype: object }
   pgOptions?: unknown
+  onError(error: unknown): never
   startTransaction(isolationLevel?: IsolationLevel): Promise<Transaction>
 }
 
@@ -30,7 +31,7 @@ export interface PrismaPgAdapterInternals {
 export function markTransactionControl(adapter: PrismaPgAdapterInternals, pool: pg.Pool): void {
   const Queryable = Object.getPrototypeOf(adapter.constructor) as QueryableClass | null
   const prototype = Queryable?.prototype as Partial<QueryableInstance> | undefined
-  if (Queryable === null || typeof prototype?.queryRaw !== 'function' || typeof prototype.executeRaw !== 'function' || typeof prototype.onError !== 'function' || typeof adapter.startTransaction !== 'function') {
+  if (Queryable === null || typeof prototype?.queryRaw !== 'function' || typeof prototype.executeRaw !== 'function' || typeof adapter.onError !== 'function' || typeof adapter.startTransaction !== 'function') {
     throw new TenancyError(
       'CONFIG_INVALID',
       'The installed @prisma/adapter-pg has no PgQueryable base class that prisma-tenancy recognises. prisma-tenancy supports @prisma/adapter-pg 7; install a matching version.',
@@ -88,12 +89,8 @@ export function markTransactionControl(adapter: PrismaPgAdapterInternals, pool: 
   }
 
   adapter.startTransaction = async (isolationLevel) => {
-    let connection: pg.PoolClient
-    try {
-      connection = await pool.connect()
-    } catch (error) {
-      return new TenancyTransaction(undefined as never).onError(error)
-    }
+    // As PrismaPg's own startTransaction: a failure to connect is mapped like a query's.
+    const connection = await pool.connect().catch((error: unknown) => adapter.onError(error))
     const transaction = new TenancyTransaction(connection)
     try {
       await transaction.control('begin', 'BEGIN')

@@ -43,7 +43,7 @@ export const setSignedTenantSql = 'SELECT set_config($1, $2, true), set_config($
  * comments. Only an early, cheap refusal of plain transaction control: the
  * guard is the server's transaction status after each statement.
  */
-export function firstKeyword(text: string): string {
+function firstKeyword(text: string): string {
   let index = 0
   let depth = 0
   while (index < text.length) {
@@ -113,6 +113,8 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   /** Raw SQL ran since the last reset: the session may hold its state. */
   #sessionDirty = false
   #submitted: Submitted | undefined
+  /** The server's status at the last ReadyForQuery was in a transaction, and no rollback of it is queued. */
+  #serverInTransaction = false
   #lost: Error | undefined
 
   constructor(config: TenantPgClientConfig) {
@@ -217,8 +219,8 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
    */
   releasedToPool(): void {
     if (this.#lost !== undefined || !this.#internals._queryable) return
-    const serverInTransaction = (this as unknown as { _txStatus?: string | null })._txStatus
-    if (this.#state === 'open' || (serverInTransaction !== undefined && serverInTransaction !== null && serverInTransaction !== 'I')) this.#internal('ROLLBACK')
+    if (this.#state === 'open' || this.#serverInTransaction) this.#internal('ROLLBACK')
+    this.#serverInTransaction = false
     this.#state = 'idle'
     this.#deferred = []
     this.#transactionTenant = undefined
@@ -267,6 +269,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     const submitted = this.#submitted
     this.#submitted = undefined
     const inTransaction = status === 'T' || status === 'E'
+    this.#serverInTransaction = inTransaction
     if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
     if (submitted.expect === 'control') {
       // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
@@ -279,6 +282,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     }
     if (submitted.expect === 'idle' && inTransaction) {
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
+      this.#serverInTransaction = false
       submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
     } else if (submitted.expect === 'transaction' && !inTransaction) {
       this.#state = 'ended'
