@@ -24,6 +24,8 @@ export const tenancyErrorCodes = [
   'SCHEMA_NOT_FOUND',
   'SCHEMA_INVALID',
   'NO_TENANT_COLUMN',
+  // The signed tenant context
+  'SIGNING_KEY_EXISTS',
   // Migrations
   'MIGRATION_NAME_INVALID',
   'MIGRATION_FAILED',

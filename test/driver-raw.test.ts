@@ -5,8 +5,10 @@ import { PrismaClient } from '../prisma/generated/client.js'
 import { runWithTenant, tenancy, tenancyAdapter, unscopedAdapter, type TenancyOptions } from '../src/index.js'
 import { recordWire, useTestDatabase } from '../src/testing/index.js'
 import { refusal } from './support/refusal.js'
+import { allowTemporaryTables } from './support/temporary-tables.js'
 
 const db = await useTestDatabase()
+await allowTemporaryTables(db.adminUrl)
 const admin = new PrismaClient({ adapter: unscopedAdapter(db.adminUrl) })
 const open: Array<{ $disconnect(): Promise<void> }> = [admin]
 

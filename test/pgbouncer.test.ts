@@ -4,6 +4,7 @@ import { PrismaClient } from '../prisma/generated/client.js'
 import { runWithTenant, tenancy, tenancyAdapter, unscopedAdapter } from '../src/index.js'
 import { useTestDatabase } from '../src/testing/index.js'
 import { findPgBouncer, startPgBouncer, type PgBouncer } from './support/pgbouncer.js'
+import { allowTemporaryTables } from './support/temporary-tables.js'
 
 const binary = findPgBouncer()
 if (binary === undefined) {
@@ -11,6 +12,7 @@ if (binary === undefined) {
 }
 
 const db = await useTestDatabase()
+await allowTemporaryTables(db.adminUrl)
 
 describe.skipIf(binary === undefined)('through PgBouncer in transaction mode (2 server connections)', () => {
   let bouncer: PgBouncer

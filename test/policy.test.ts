@@ -5,7 +5,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCliCaptured } from './support/cli.js'
 import { copyExampleProject } from './support/example-project.js'
-import { dropDatabase, grantAppRole, withClient } from '../src/database/admin.js'
+import { appRoleUrl, createDatabase, dropDatabase, grantAppRole, withClient } from '../src/database/admin.js'
 import { withDatabase } from '../src/database/connection-url.js'
 import { isTenancyError } from '../src/errors.js'
 import { checkPolicies, generatePolicies } from '../src/index.js'
@@ -251,6 +251,21 @@ describe('the generated SQL', () => {
 
   it('with an app role, grants reads and writes on tenant tables and reads on shared ones (file snapshot)', async () => {
     await expect(render((await exampleSchema()).replace(/^datasource db \{[^}]*\}/m, ''), 'tenancy_app')).toMatchFileSnapshot('./__snapshots__/policy-example-app-role.sql')
+  })
+
+  it('with --signed and an app role, revokes TEMPORARY, creates the key table and the verifying function, and compares with it (file snapshot)', async () => {
+    const analysis = analyze((await exampleSchema()).replace(/^datasource db \{[^}]*\}/m, ''))
+    const script = renderPolicyMigration({
+      setting: defaults.setting,
+      appRole: 'tenancy_app',
+      tenantTables: analysis.tenantTables,
+      sharedTables: analysis.sharedTables,
+      liftedTables: [],
+      revokeTemporary: true,
+      signed: true,
+      createSignedContext: true,
+    })
+    await expect(script).toMatchFileSnapshot('./__snapshots__/policy-example-signed.sql')
   })
 
   it('compares a uuid tenant column through NULLIF, so an empty setting denies instead of failing the cast', () => {
@@ -502,6 +517,49 @@ describe('a tenant field that goes away', () => {
       return (await client.query(`SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = '"Note"'::regclass`)).rows[0]
     })
     expect(rls).toEqual({ relrowsecurity: false, relforcerowsecurity: false })
+  })
+})
+
+describe('generate --app-role and temporary tables', () => {
+  it('revokes TEMPORARY from PUBLIC and the app role in the database the migration runs in, also when a runner splits it at semicolons', async () => {
+    const project = await copyExampleProject()
+    const generated = await generatePolicies({ cwd: project.dir, appRole: db.appRole.name, now: new Date('2030-01-01T00:00:00Z') })
+    const script = await readFile(join(project.migrations, generated.created ?? '', 'migration.sql'), 'utf8')
+    const name = `${db.name}_temp`
+    const url = await createDatabase(db.adminUrl, name)
+    try {
+      // The earlier migrations as one script each, the new one piece by piece, as @prisma/adapter-pg's executeScript runs it.
+      const folders = (await readdir(project.migrations)).filter((folder) => /^\d/.test(folder) && folder !== generated.created).sort()
+      await withClient(url, async (client) => {
+        for (const folder of folders) await client.query(await readFile(join(project.migrations, folder, 'migration.sql'), 'utf8'))
+        for (const statement of script.split(';').map((piece) => piece.trim()).filter((piece) => piece.length > 0)) await client.query(statement)
+      })
+      const privileges = await withClient(url, async (client) => (await client.query(`SELECT has_database_privilege($1, current_database(), 'TEMPORARY') AS app, has_database_privilege('public', current_database(), 'TEMPORARY') AS public`, [db.appRole.name])).rows[0])
+      expect(privileges).toEqual({ app: false, public: false })
+      const refused = await withClient(appRoleUrl(url, db.appRole), (client) => client.query('CREATE TEMP TABLE carried_over (note text)')).then(() => null, (error: { code?: string }) => error.code)
+      expect(refused).toBe('42501')
+      expect((await checkPolicies({ cwd: project.dir, appRole: db.appRole.name })).upToDate).toBe(true)
+    } finally {
+      await dropDatabase(db.adminUrl, name)
+    }
+  })
+})
+
+describe('generate --signed', () => {
+  it('rewrites every tenant table once; afterwards --check passes with --signed and reports the switch back without it', async () => {
+    const project = await copyExampleProject()
+    const options = ['--schema', project.schema, '--migrations', project.migrations]
+    const first = await runCliCaptured(['generate', ...options, '--signed', '--json'])
+    expect(first.code).toBe(0)
+    const script = await readFile(join(project.migrations, (JSON.parse(first.stdout) as { created: string }).created, 'migration.sql'), 'utf8')
+    expect(script.match(/^CREATE POLICY .* ON "?\w+"?/gm)).toHaveLength(8)
+    expect(script).toContain('CREATE OR REPLACE FUNCTION prisma_tenancy.current_tenant() RETURNS text')
+    // No key in the migration (signing-key set stores it), and no grants without --app-role.
+    expect(script).not.toMatch(/^(INSERT|GRANT)/m)
+    expect((await runCliCaptured(['generate', '--check', ...options, '--signed'])).code).toBe(0)
+    const unsigned = await checkPolicies({ schema: project.schema, migrations: project.migrations })
+    expect(unsigned.upToDate).toBe(false)
+    expect(unsigned.pending.map((table) => table.detail)).toEqual(['unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting'])
   })
 })
 

@@ -3,13 +3,16 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
+import { PrismaClient } from '../prisma/generated/client.js'
 import { runCli } from '../src/cli/program.js'
 import { grantAppRole, withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
+import { tenancy, tenancyAdapter } from '../src/index.js'
 import { createTestDatabase, useTestDatabase, type TestDatabase } from '../src/testing/index.js'
 import type { CheckId, VerifyReport } from '../src/verify/report.js'
 import { isTenantScoped } from '../src/verify/tenant-expression.js'
 import { verify } from '../src/verify/verify.js'
+import { runCliCaptured } from './support/cli.js'
 
 const db = await useTestDatabase()
 const server = inject('prismaTenancy')
@@ -275,6 +278,79 @@ model Event {
   })
 })
 
+const grantOnDatabase = (privilege: string, to: string) => `DO $$ BEGIN EXECUTE format('GRANT ${privilege} ON DATABASE %I TO ${to}', current_database()); END $$`
+
+describe('verify checks what the app role may do beyond tenant tables', () => {
+  it('temporary-privilege: PUBLIC may create temporary tables again, and the app role really can', async () => {
+    const { database } = await brokenDatabase(grantOnDatabase('TEMPORARY', 'PUBLIC'))
+    await withClient(database.appUrl, (client) => client.query('CREATE TEMP TABLE carried_over (note text)'))
+    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name })
+    expect(failures(report, 'temporary-privilege')).toEqual([null])
+    expect(report.results.find((result) => result.check === 'temporary-privilege')?.fix).toContain('REVOKE TEMPORARY ON DATABASE')
+  })
+
+  it('temporary-privilege: passes on the fixtures, where the app role cannot create a temporary table', async () => {
+    const refused = await withClient(db.appUrl, (client) => client.query('CREATE TEMP TABLE carried_over (note text)')).then(() => null, (error: { code?: string }) => error.code)
+    expect(refused).toBe('42501')
+    const report = await verify({ databaseUrl: db.adminUrl, role: db.appRole.name, probes: false })
+    expect(report.results.filter((result) => result.check === 'temporary-privilege').map((result) => result.status)).toEqual(['pass'])
+  })
+
+  it('shared-table-writable: an UPDATE grant on a shared lookup table is a warning, and a failure with strict', async () => {
+    const { database, role } = await brokenDatabase('GRANT UPDATE, DELETE ON "Country" TO tenancy_app')
+    const report = await verify({ databaseUrl: database.adminUrl, role })
+    expect(report.results.filter((result) => result.check === 'shared-table-writable' && result.status === 'warn').map((result) => result.table)).toEqual(['public.Country'])
+    expect(report.ok).toBe(true)
+    expect((await verify({ databaseUrl: database.adminUrl, role, strict: true })).ok).toBe(false)
+    const strict = await runCliCaptured(['verify', '--database-url', database.adminUrl, '--role', role, '--strict', '--no-probes'])
+    expect(strict.code).toBe(1)
+    expect(strict.stderr).toContain('REVOKE UPDATE, DELETE ON public."Country" FROM tenancy_app;')
+  })
+
+  it("registry-writable: with UPDATE on the registry, tenant B renames tenant A through its own client, and verify fails", async () => {
+    const { database, role } = await brokenDatabase(`GRANT UPDATE ON "Tenant" TO tenancy_app; INSERT INTO "Tenant" (id, name) VALUES ('t_alpha', 'Alpha'), ('t_beta', 'Beta')`)
+    const prisma = new PrismaClient({ adapter: tenancyAdapter(database.appUrl) }).$extends(tenancy())
+    try {
+      await prisma.forTenant('t_beta').tenant.update({ where: { id: 't_alpha' }, data: { name: 'renamed by beta' } })
+    } finally {
+      await prisma.$disconnect()
+    }
+    expect(await withClient(database.adminUrl, async (client) => (await client.query(`SELECT name FROM "Tenant" WHERE id = 't_alpha'`)).rows[0])).toEqual({ name: 'renamed by beta' })
+    const report = await verify({ databaseUrl: database.adminUrl, role, probes: false })
+    expect(failures(report, 'registry-writable')).toEqual(['public.Tenant'])
+    expect(report.results.filter((result) => result.check === 'shared-table-writable').map((result) => result.table)).not.toContain('public.Tenant')
+  })
+
+  it('registry-writable: passes when policies confine the registry to its own row, and B then cannot rename A', async () => {
+    const own = `id = NULLIF(current_setting('app.current_tenant', true), '')`
+    const { database, role } = await brokenDatabase(
+      `GRANT UPDATE ON "Tenant" TO tenancy_app; INSERT INTO "Tenant" (id, name) VALUES ('t_alpha', 'Alpha'), ('t_beta', 'Beta');
+       ALTER TABLE "Tenant" ENABLE ROW LEVEL SECURITY; ALTER TABLE "Tenant" FORCE ROW LEVEL SECURITY;
+       CREATE POLICY own_row ON "Tenant" FOR SELECT USING (${own})`,
+    )
+    const renamed = await withClient(database.appUrl, async (client) => {
+      await client.query('BEGIN')
+      await client.query(`SELECT set_config('app.current_tenant', 't_beta', true)`)
+      return (await client.query(`UPDATE "Tenant" SET name = 'renamed by beta' WHERE id = 't_alpha'`)).rowCount
+    })
+    expect(renamed).toBe(0)
+    const report = await verify({ databaseUrl: database.adminUrl, role, probes: false })
+    expect(report.results.filter((result) => result.check === 'registry-writable').map((result) => result.status)).toEqual(['pass'])
+    const leaky = await verifyBroken(`GRANT UPDATE ON "Tenant" TO tenancy_app; ALTER TABLE "Tenant" ENABLE ROW LEVEL SECURITY; CREATE POLICY anyone ON "Tenant" FOR ALL USING (true)`)
+    expect(failures(leaky, 'registry-writable')).toEqual(['public.Tenant'])
+  })
+
+  it('registry-writable: the model marked /// @tenancy.registry is the registry, instead of the model named Tenant', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-registry-'))
+    const schema = join(dir, 'schema.prisma')
+    await writeFile(schema, (await readFile('prisma/schema.prisma', 'utf8')).replace('model Country {', '/// @tenancy.registry\nmodel Country {'))
+    const { database, role } = await brokenDatabase('GRANT INSERT ON "Country", "Tenant" TO tenancy_app')
+    const report = await verify({ databaseUrl: database.adminUrl, role, schema, probes: false })
+    expect(failures(report, 'registry-writable')).toEqual(['public.Country'])
+    expect(report.results.filter((result) => result.check === 'shared-table-writable' && result.status === 'warn').map((result) => result.table)).toEqual(['public.Tenant'])
+  })
+})
+
 describe('the behavioural probes catch what the catalogs cannot prove', () => {
   it('probe-update and probe-delete: permissive UPDATE and DELETE policies without a tenant condition', async () => {
     const report = await verifyBroken(
@@ -308,7 +384,7 @@ describe('probe rows', () => {
       `INSERT INTO "Country" (code, name) VALUES ('nl', 'Netherlands');
        INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme');
        ALTER TABLE "Project" ADD COLUMN country_code text NOT NULL REFERENCES "Country" (code);
-       REVOKE INSERT ON "Country" FROM tenancy_app`,
+       ALTER TABLE "Project" DROP CONSTRAINT "Project_tenant_id_fkey"`,
     )
     const report = await verify({ databaseUrl: database.appUrl })
     expect(report.probedTables).toContain('public.Project')

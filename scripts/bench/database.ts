@@ -1,8 +1,14 @@
+import { cp, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type pg from 'pg'
+import { resolveProject } from '../../src/config/project-config.js'
 import { appRoleUrl, createDatabase, dropDatabase, ensureAppRole, grantAppRole, withClient, type AppRole } from '../../src/database/admin.js'
 import { withDatabase } from '../../src/database/connection-url.js'
 import { quoteIdent } from '../../src/database/sql-identifiers.js'
 import { migrateDeploy } from '../../src/migrate/migrate.js'
+import { generatePolicies } from '../../src/policy/generate-policies.js'
+import { setSigningKey } from '../../src/policy/signed-context.js'
 import { defaultAppRole, uniqueDatabaseName } from '../../src/testing/test-server.js'
 
 /** The example schema's tenant tables, as named in the database. */
@@ -71,6 +77,29 @@ export async function createBenchDatabase(serverAdminUrl: string, roles: BenchRo
   }
   const serverUrl = withDatabase(serverAdminUrl, name)
   return { name, adminUrl, appUrl: appRoleUrl(serverUrl, roles.app), unrestrictedUrl: appRoleUrl(serverUrl, roles.unrestricted), drop }
+}
+
+/**
+ * A clone of `source` (seeded, with no connection open to it), whose policies `generate --signed`
+ * then rewrites, as a user would switch, with a signing key stored: the same rows under the signed
+ * tenant context.
+ */
+export async function createSignedBenchDatabase(serverAdminUrl: string, roles: BenchRoles, source: BenchDatabase, migrations?: string): Promise<BenchDatabase & { signingKey: string }> {
+  const project = await resolveProject({ migrations })
+  const folder = await mkdtemp(join(tmpdir(), 'prisma-tenancy-bench-signed-'))
+  const database = await createBenchDatabase(serverAdminUrl, roles, { template: source.name })
+  try {
+    await cp(project.migrationsDir, folder, { recursive: true })
+    await generatePolicies({ schema: project.schemaPath, migrations: folder, signed: true, name: 'bench_signed', now: new Date('2099-12-31T00:00:02Z') })
+    await migrateDeploy({ databaseUrl: database.adminUrl, schema: project.schemaPath, migrations: folder })
+    const { key } = await setSigningKey({ databaseUrl: database.adminUrl })
+    return { ...database, signingKey: key }
+  } catch (error) {
+    await database.drop().catch(() => undefined)
+    throw error
+  } finally {
+    await rm(folder, { recursive: true, force: true })
+  }
 }
 
 /**

@@ -1,19 +1,20 @@
 import { PrismaClient } from '../../prisma/generated/client.js'
-import { tenancy, tenancyAdapter } from '../../src/index.js'
+import { tenancy, tenancyAdapter, type TenancyAdapterOptions } from '../../src/index.js'
 import { identity, type ContenderFactory, type TenantDb } from './contenders.js'
 
 /**
  * (b) prisma-tenancy as an application uses it: the tenancy driver adapter
  * and the `tenancy()` extension on one client, `forTenant` per request.
- * `schema` points it at another schema's tables (the adapter's option).
+ * The adapter's options: `schema` points it at another schema's tables,
+ * `signingKey` signs the tenant for policies written by `generate --signed`.
  */
-export function prismaTenancyOn(name: string, schema?: string): ContenderFactory {
+export function prismaTenancyOn(name: string, options: TenancyAdapterOptions = {}): ContenderFactory {
   return {
     name,
     rls: true,
     isolates: true,
     async create({ appUrl, poolSize }) {
-      const base = new PrismaClient({ adapter: tenancyAdapter({ connectionString: appUrl, max: poolSize }, schema === undefined ? {} : { schema }) })
+      const base = new PrismaClient({ adapter: tenancyAdapter({ connectionString: appUrl, max: poolSize }, options) })
       const prisma = base.$extends(tenancy())
       return {
         ...identity(this),

@@ -2,6 +2,7 @@ import pg from 'pg'
 import { setTenantSql } from '../../src/client/tenant-pg-client.js'
 import { TenantQuery, type PrefixStatement } from '../../src/client/tenant-query.js'
 import { defaultTenantSetting } from '../../src/context/tenant-setting.js'
+import { signatureSetting, tenantSigner } from '../../src/context/tenant-signature.js'
 import { taskOf, tenantOf, type TenantFixture } from './fixtures.js'
 import type { Operation } from './measure.js'
 
@@ -18,6 +19,7 @@ const variants = [
   { name: 'pg: + WHERE tenant_id = $4', role: 'unrestricted', setTenant: false, filter: true },
   { name: 'pg: + set_config in the same write', role: 'unrestricted', setTenant: true, filter: false },
   { name: "pg: + set_config + policy (prisma-tenancy's wire)", role: 'app', setTenant: true, filter: false },
+  { name: 'pg: + signed set_config + signed policy (generate --signed)', role: 'signed', setTenant: true, filter: false },
 ] as const
 
 type Row = unknown[]
@@ -33,7 +35,7 @@ function run(client: pg.Client, config: { text: string; values: string[] }, pref
 
 /** Whether PostgreSQL's policies apply to a variant's connection. */
 export function wireVariantUnderPolicy(name: string): boolean {
-  return variants.some((variant) => variant.name === name && variant.role === 'app')
+  return variants.some((variant) => variant.name === name && variant.role !== 'unrestricted')
 }
 
 /**
@@ -45,8 +47,14 @@ export function wireVariantUnderPolicy(name: string): boolean {
  * shows the floor of the design: what PostgreSQL and the driver charge for it
  * before Prisma Client and the tenancy pool do anything.
  */
-export async function openWireFloor(urls: { appUrl: string; unrestrictedUrl: string }, tenants: readonly TenantFixture[]): Promise<{ operations: Map<string, Operation>; close(): Promise<void> }> {
-  const clients = variants.map((variant) => new pg.Client({ connectionString: variant.role === 'app' ? urls.appUrl : urls.unrestrictedUrl }))
+export async function openWireFloor(
+  urls: { appUrl: string; unrestrictedUrl: string },
+  signed: { appUrl: string; signingKey: string },
+  tenants: readonly TenantFixture[],
+): Promise<{ operations: Map<string, Operation>; close(): Promise<void> }> {
+  const clients = variants.map((variant) => new pg.Client({ connectionString: variant.role === 'signed' ? signed.appUrl : variant.role === 'app' ? urls.appUrl : urls.unrestrictedUrl }))
+  const sign = tenantSigner(signed.signingKey)
+  const signatureName = signatureSetting(defaultTenantSetting)
   const close = async () => {
     await Promise.allSettled(clients.map((client) => client.end()))
   }
@@ -54,7 +62,12 @@ export async function openWireFloor(urls: { appUrl: string; unrestrictedUrl: str
   for (const client of clients) client.on('error', () => undefined)
   const find = (index: number, tenantId: string, taskId: string) => {
     const variant = variants[index]!
-    const prefix = variant.setTenant ? [{ text: setTenantSql, values: [defaultTenantSetting, tenantId] }] : []
+    // The signed variant's prefix is the driver's: both settings in one statement.
+    const prefix = !variant.setTenant
+      ? []
+      : variant.role === 'signed'
+        ? [{ text: 'SELECT set_config($1, $2, true), set_config($3, $4, true)', values: [defaultTenantSetting, tenantId, signatureName, sign(tenantId)] }]
+        : [{ text: setTenantSql, values: [defaultTenantSetting, tenantId] }]
     const config = variant.filter ? { text: withTenantFilterSql, values: [taskId, '1', '0', tenantId] } : { text: findUniqueSql, values: [taskId, '1', '0'] }
     return run(clients[index]!, config, prefix)
   }
@@ -65,7 +78,7 @@ export async function openWireFloor(urls: { appUrl: string; unrestrictedUrl: str
     for (const [index, variant] of variants.entries()) {
       const own = await find(index, a.id, a.tasks[0]!)
       const foreign = await find(index, b.id, a.tasks[0]!)
-      const expectedForeign = variant.filter || variant.role === 'app' ? 0 : 1
+      const expectedForeign = variant.filter || variant.role !== 'unrestricted' ? 0 : 1
       if (own.length !== 1 || foreign.length !== expectedForeign) throw new Error(`wire floor: ${variant.name} returned ${own.length} own and ${foreign.length} foreign rows`)
     }
   } catch (error) {

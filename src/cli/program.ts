@@ -5,6 +5,7 @@ import { adoptCommand } from './commands/adopt.js'
 import { generateCommand } from './commands/generate.js'
 import { initCommand } from './commands/init.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
+import { signingKeySetCommand } from './commands/signing-key.js'
 import { verifyCommand } from './commands/verify.js'
 import { exitCodes, formatError, packageVersion, processIo, type CliIo } from './output.js'
 
@@ -70,7 +71,8 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
   jsonOption(tenantOptions(migrationsOption(schemaOptions(program.command('generate')))))
     .description('write the row-level security migration for tenant tables (policies, grants) from the schema')
     .option('-n, --name <name>', 'name of the migration folder', 'rls')
-    .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
+    .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables, and revoke TEMPORARY on the database from it and PUBLIC')
+    .option('--signed', 'policies trust the tenant only with a valid signature (signed tenant context; provision the key with `signing-key set`)')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
     .option('--strict', 'also exit 1 on warnings (missing tenant default, foreign keys without the tenant column)')
     .action((options) => {
@@ -81,6 +83,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .description('prove every tenant table is isolated for the app role: catalog checks and rolled-back probes (exit 1 when a check fails)')
     .option('--role <role>', 'the role the application connects as (default: the connecting user)')
     .option('--no-probes', 'catalog checks only; skip the behavioural probes')
+    .option('--strict', 'also exit 1 on warnings (e.g. write grants on shared tables)')
     .action((options) => {
       select((cliIo) => verifyCommand(options, cliIo))
     })
@@ -93,6 +96,14 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--dry-run', 'print the plan and write nothing')
     .action((options) => {
       select((cliIo) => adoptCommand(options, cliIo))
+    })
+
+  const signingKey = program.command('signing-key').description('the key of the signed tenant context (generate --signed)')
+  jsonOption(databaseOption(schemaOptions(signingKey.command('set'))))
+    .description('generate a signing key, store it in the database and print it once for the app (refuses to replace one without --rotate)')
+    .option('--rotate', 'replace an existing key (the running app sees no rows until it has the new key)')
+    .action((options) => {
+      select((cliIo) => signingKeySetCommand(options, cliIo))
     })
 
   return program

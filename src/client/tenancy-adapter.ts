@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
+import { tenantSigner } from '../context/tenant-signature.js'
 import { parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
 import { currentTenantScope } from '../context/tenant-context.js'
@@ -66,6 +67,8 @@ function translated<T>(promise: Promise<T>): Promise<T> {
 export interface TenancyAdapterOptions {
   /** The schema Prisma uses (PrismaPg's `schema` option). */
   schema?: string
+  /** The key `prisma-tenancy signing-key set` printed, for policies written by `generate --signed`. */
+  signingKey?: string | undefined
 }
 
 /**
@@ -81,7 +84,7 @@ export class TenancyPg extends PrismaPg {
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
     const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
-    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow' }
+    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow', sign: options.signingKey === undefined ? undefined : tenantSigner(options.signingKey) }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool

@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { currentTenantScope } from '../context/tenant-context.js'
+import { signatureSetting } from '../context/tenant-signature.js'
 import { TenancyError } from '../errors.js'
 import { TenantQuery, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
@@ -22,6 +23,8 @@ export interface TenancySettings {
   /** The custom setting that carries the tenant id, e.g. `app.current_tenant`. */
   setting: string
   raw: RawSqlMode
+  /** The signed tenant context (`generate --signed`): the signature of a tenant id, for `<setting>_sig`. */
+  sign?: ((tenantId: string) => string) | undefined
 }
 
 export interface TenantPgClientConfig extends pg.ClientConfig {
@@ -32,6 +35,8 @@ type Callback = (error: Error | null, result?: unknown) => void
 
 /** The statement that sets the tenant; the setting and the tenant travel as parameters. */
 export const setTenantSql = 'SELECT set_config($1, $2, true)'
+/** The same, in the signed mode: the tenant's signature in the same statement. */
+export const setSignedTenantSql = 'SELECT set_config($1, $2, true), set_config($3, $4, true)'
 
 /**
  * The statement's first keyword, upper-cased, past whitespace and (nested)
@@ -328,7 +333,9 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
 
   /** The one statement that sets the tenant, ahead of a statement of that tenant. */
   #setTenant(tenantId: string): PrefixStatement {
-    return { text: setTenantSql, values: [this.#settings.setting, tenantId] }
+    const { setting, sign } = this.#settings
+    if (sign !== undefined) return { text: setSignedTenantSql, values: [setting, tenantId, signatureSetting(setting), sign(tenantId)] }
+    return { text: setTenantSql, values: [setting, tenantId] }
   }
 
   #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect']): TenantQuery {

@@ -40,10 +40,11 @@ export async function ensureDatabase(url: string): Promise<void> {
   })
 }
 
-export async function createDatabase(adminUrl: string, name: string, options: { template?: string } = {}): Promise<string> {
+export async function createDatabase(adminUrl: string, name: string, options: { template?: string; revokeTemporaryFrom?: string } = {}): Promise<string> {
   await withClient(withDatabase(adminUrl, 'postgres'), async (client) => {
     const template = options.template === undefined ? '' : ` TEMPLATE ${quoteIdent(options.template)}`
     await client.query(`CREATE DATABASE ${quoteIdent(name)}${template}`)
+    if (options.revokeTemporaryFrom !== undefined) await client.query(revokeTemporarySql(name, options.revokeTemporaryFrom))
   })
   return withDatabase(adminUrl, name)
 }
@@ -134,17 +135,17 @@ export async function ensureAppRole(adminUrl: string, role: AppRole): Promise<'c
 }
 
 /**
- * The grants `generate --app-role` writes, for a database whose migrations
- * grant to no role: data access on tables with row-level security (tenant
- * tables), SELECT on the others (shared), never TRUNCATE (not subject to
- * row-level security), REFERENCES or TRIGGER, and nothing on Prisma's own
- * migrations table.
+ * The grants an application role needs in one database, as `prisma-tenancy generate --app-role`
+ * writes them: data access on tables with row-level security, reads only on the rest (shared
+ * tables), never TRUNCATE (not subject to row-level security), REFERENCES or TRIGGER, nothing on
+ * Prisma's own migrations table, and no temporary tables.
  */
 export async function grantAppRole(databaseUrl: string, roleName: string, schema = 'public'): Promise<void> {
   await withClient(databaseUrl, async (client) => {
     const role = quoteIdent(roleName)
     const ns = quoteIdent(schema)
     await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(databaseName(databaseUrl))} TO ${role}`)
+    await client.query(revokeTemporarySql(databaseName(databaseUrl), roleName))
     await client.query(`GRANT USAGE ON SCHEMA ${ns} TO ${role}`)
     const { rows } = await client.query<{ name: string; rls: boolean }>(
       "SELECT c.relname AS name, c.relrowsecurity AS rls FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> '_prisma_migrations' ORDER BY 1",
@@ -153,6 +154,14 @@ export async function grantAppRole(databaseUrl: string, roleName: string, schema
     for (const table of rows) await client.query(`GRANT ${table.rls ? 'SELECT, INSERT, UPDATE, DELETE' : 'SELECT'} ON ${ns}.${quoteIdent(table.name)} TO ${role}`)
     await client.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ns} TO ${role}`)
   })
+}
+
+/**
+ * Temporary tables outlive a transaction on a pooled connection; PUBLIC may create them by
+ * default. A database's privileges are not copied from its template: clones need this again.
+ */
+export function revokeTemporarySql(database: string, roleName: string): string {
+  return `REVOKE TEMPORARY ON DATABASE ${quoteIdent(database)} FROM PUBLIC, ${quoteIdent(roleName)}`
 }
 
 export function appRoleUrl(databaseUrl: string, role: AppRole): string {

@@ -7,6 +7,7 @@ import { migrationFolderName, writeMigration } from '../migrate/migrations-direc
 import { classifyModels, noTenantColumnError, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
 import { readPolicyHistory, tableKey } from './policy-history.js'
 import { ACCESS_POLICY, ISOLATION_POLICY, quoteTable, renderPolicyMigration, type PolicyPlan } from './policy-sql.js'
+import { SIGNED_TENANT_FUNCTION } from './signed-context.js'
 import { parseDatamodel } from './prisma-schema.js'
 
 export interface GeneratePoliciesOptions {
@@ -20,15 +21,17 @@ export interface GeneratePoliciesOptions {
   tenantField?: string | undefined
   /** The PostgreSQL setting holding the current tenant. Default `app.current_tenant`. */
   setting?: string | undefined
-  /** Role to grant table access to (tenant tables: read and write; shared tables: read). Default: no grants. */
+  /** Role to grant table access to (tenant tables: read and write; shared tables: read), and to revoke TEMPORARY from. Default: no grants. */
   appRole?: string | undefined
+  /** Policies trust the tenant only with a valid signature (the signed tenant context). Default false. */
+  signed?: boolean | undefined
   /** Clock for the migration folder's timestamp. */
   now?: Date | undefined
 }
 
-export type PendingReason = 'missing' | 'changed' | 'grant' | 'unshared' | 'not-migrated'
+export type PendingReason = 'missing' | 'changed' | 'grant' | 'unshared' | 'not-migrated' | 'database'
 
-/** A table whose policy migration does not exist yet (or no longer matches the schema). */
+/** A table whose policy migration does not exist yet (or no longer matches the schema); `(database)` for database-wide statements. */
 export interface PendingTable {
   table: string
   model: string
@@ -58,6 +61,9 @@ function parseOptions(options: GeneratePoliciesOptions) {
   return { ...names, appRole: appRole.data }
 }
 
+/** The `table` of pending database-wide statements. */
+const DATABASE = '(database)'
+
 interface Planned {
   migrationsDir: string
   models: ModelClassification[]
@@ -79,7 +85,16 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
   }
   const findings = [...analysis.findings]
   const pending: PendingTable[] = []
-  const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [] }
+  const signed = options.signed === true
+  const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [], signed }
+  if (appRole !== undefined && !history.revokedTemporary.has(appRole)) {
+    plan.revokeTemporary = true
+    pending.push({ table: DATABASE, model: '', reason: 'database', detail: `TEMPORARY not revoked from PUBLIC and ${appRole} yet` })
+  }
+  if (signed && !history.signedContext) {
+    plan.createSignedContext = true
+    pending.push({ table: DATABASE, model: '', reason: 'database', detail: `no ${SIGNED_TENANT_FUNCTION}() and key table yet` })
+  }
 
   const include = (table: TenantTable, reason: PendingReason, detail: string) => {
     if (!history.creates(table)) {
@@ -109,6 +124,7 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
       record.column === table.column ? null : `column ${record.column} → ${table.column}`,
       record.type === table.columnType ? null : `type ${record.type} → ${table.columnType}`,
       record.setting === setting ? null : `setting ${record.setting} → ${setting}`,
+      (record.signed ?? false) === signed ? null : signed ? 'signed tenant context' : 'unsigned tenant setting',
     ].filter((change) => change !== null)
     if (record.column !== table.column) {
       findings.push({
@@ -171,7 +187,7 @@ export async function generatePolicies(options: GeneratePoliciesOptions = {}): P
   let created: string | null = null
   // The policies' comparison needs an index leading with the tenant column (README, How it works).
   const indexMissing = planned.findings.some((finding) => finding.code === 'TENANT_INDEX_MISSING')
-  if (!indexMissing && plan.tenantTables.length + plan.sharedTables.length + plan.liftedTables.length > 0) {
+  if (!indexMissing && planned.pending.some((table) => table.reason !== 'not-migrated')) {
     created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), renderPolicyMigration(plan))
   }
   const pending = planned.pending.filter((table) => table.reason === 'not-migrated')

@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { readMigrationsDirectory } from '../migrate/migrations-directory.js'
 import type { TableName } from './classify-models.js'
-import { RECORD_PREFIX, type PolicyRecord } from './policy-sql.js'
+import { RECORD_PREFIX, type DatabaseRecord, type PolicyRecord } from './policy-sql.js'
 
 const recordSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -12,13 +12,15 @@ const recordSchema = z.discriminatedUnion('kind', [
     type: z.enum(['text', 'uuid', 'integer', 'bigint']),
     setting: z.string(),
     grants: z.array(z.string()),
+    signed: z.boolean().optional(),
   }),
+  z.object({ kind: z.literal('database'), revokedTemporary: z.array(z.string()), signed: z.boolean() }),
   z.object({ kind: z.literal('shared'), schema: z.string().nullable(), table: z.string(), grants: z.array(z.string()) }),
 ])
 
 export interface RecordedPolicy {
   /** The latest record for the table, in migration order. */
-  record: PolicyRecord
+  record: Exclude<PolicyRecord, DatabaseRecord>
   migration: string
   /** Every role granted to across all records of the table. */
   grants: Set<string>
@@ -27,6 +29,10 @@ export interface RecordedPolicy {
 export interface PolicyHistory {
   /** Keyed by tableKey(). */
   tables: Map<string, RecordedPolicy>
+  /** Roles an earlier migration revoked TEMPORARY on the database from. */
+  revokedTemporary: Set<string>
+  /** Whether an earlier migration created the signed context's key table and function. */
+  signedContext: boolean
   /** Whether some migration creates the table (policies can only follow its CREATE TABLE). */
   creates(table: TableName): boolean
 }
@@ -63,6 +69,8 @@ function parseRecord(text: string): PolicyRecord | null {
 export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHistory> {
   const list = await readMigrationsDirectory(migrationsDir)
   const tables = new Map<string, RecordedPolicy>()
+  const revokedTemporary = new Set<string>()
+  let signedContext = false
   const scripts: string[] = []
   for (const directory of list.migrationDirectories) {
     if (directory.migrationFile.content.tag !== 'ok') continue
@@ -72,6 +80,11 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
       if (!line.startsWith(RECORD_PREFIX)) continue
       const parsed = parseRecord(line.slice(RECORD_PREFIX.length))
       if (parsed === null) continue
+      if (parsed.kind === 'database') {
+        for (const role of parsed.revokedTemporary) revokedTemporary.add(role)
+        signedContext ||= parsed.signed
+        continue
+      }
       const key = tableKey(parsed)
       const grants = tables.get(key)?.grants ?? new Set<string>()
       for (const role of parsed.grants) grants.add(role)
@@ -80,6 +93,8 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
   }
   return {
     tables,
+    revokedTemporary,
+    signedContext,
     creates(table) {
       const name = `${table.schema === null ? '' : `${identifierPattern(table.schema)}\\s*\\.\\s*`}${identifierPattern(table.table)}`
       const pattern = new RegExp(`CREATE\\s+TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?${name}\\s*\\(`, 'i')

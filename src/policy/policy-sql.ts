@@ -1,6 +1,7 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import type { TableName, TenantColumnType, TenantTable } from './classify-models.js'
+import { semicolonFreeLiteral, signedContextStatements, signedTenantExpression } from './signed-context.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
 export const ISOLATION_POLICY = 'tenancy_isolation'
@@ -10,8 +11,16 @@ export const ACCESS_POLICY = 'tenancy_access'
 export const RECORD_PREFIX = '-- prisma-tenancy:table '
 
 export type PolicyRecord =
-  | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
+  | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
   | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
+  | DatabaseRecord
+
+/** What a migration did to the database as a whole: TEMPORARY revoked from these roles (and PUBLIC), the signed context created. */
+export interface DatabaseRecord {
+  kind: 'database'
+  revokedTemporary: string[]
+  signed: boolean
+}
 
 export interface PolicyPlan {
   setting: string
@@ -22,6 +31,12 @@ export interface PolicyPlan {
   sharedTables: TableName[]
   /** Tables that had tenant policies and are now marked shared: their policies are removed. */
   liftedTables: (TableName & { model: string })[]
+  /** Revoke TEMPORARY on the database from PUBLIC and the app role (not done by an earlier migration yet). */
+  revokeTemporary?: boolean | undefined
+  /** Tenant policies compare with the signed tenant (signedTenantFunction), not the bare setting. */
+  signed?: boolean | undefined
+  /** Create the signed context's key table and function (not done by an earlier migration yet). */
+  createSignedContext?: boolean | undefined
 }
 
 export function quoteTable({ schema, table }: TableName): string {
@@ -38,12 +53,12 @@ export function quoteTable({ schema, table }: TableName): string {
  * subquery (an InitPlan) costs more to plan than the per-row comparison it saves on the rows
  * an index has already narrowed to one tenant (measured: ~10 µs on a primary-key lookup).
  */
-export function tenantPredicate(column: string, type: TenantColumnType, setting: string): string {
-  const value = `NULLIF(current_setting(${quoteLiteral(setting)}, true), '')`
+export function tenantPredicate(column: string, type: TenantColumnType, setting: string, signed = false): string {
+  const value = signed ? signedTenantExpression : `NULLIF(current_setting(${quoteLiteral(setting)}, true), '')`
   return `${quoteIdent(column)} = ${type === 'text' ? value : `(${value})::${type}`}`
 }
 
-function recordFor(table: TenantTable, setting: string, appRole: string | null): PolicyRecord {
+function recordFor(table: TenantTable, setting: string, appRole: string | null, signed: boolean): PolicyRecord {
   return {
     kind: 'tenant',
     schema: table.schema,
@@ -52,6 +67,8 @@ function recordFor(table: TenantTable, setting: string, appRole: string | null):
     type: table.columnType,
     setting,
     grants: appRole === null ? [] : [appRole],
+    // Only when set, so records of unsigned policies read as before.
+    ...(signed ? { signed } : {}),
   }
 }
 
@@ -61,7 +78,7 @@ function sharedRecordFor(table: TableName, appRole: string): PolicyRecord {
 
 function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
   const name = quoteTable(table)
-  const predicate = tenantPredicate(table.column, table.columnType, plan.setting)
+  const predicate = tenantPredicate(table.column, table.columnType, plan.setting, plan.signed === true)
   const lines = [
     `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}): rows belong to the tenant in ${table.column}.`,
     '-- Row-level security on: from now on a row is visible or writable only through a policy.',
@@ -137,6 +154,20 @@ function liftBlock(table: TableName & { model: string }): string[] {
   ]
 }
 
+function databaseBlock(plan: PolicyPlan): string[][] {
+  const blocks: string[][] = []
+  if (plan.revokeTemporary === true && plan.appRole !== null) {
+    blocks.push([
+      '-- No temporary tables for the application role: they are session state, which outlives a transaction on a pooled',
+      "-- connection and could carry one tenant's rows to the next. PUBLIC holds TEMPORARY on every database by default.",
+      '-- The database name is only known where the migration runs.',
+      `DO ${semicolonFreeLiteral(`BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC, %I', current_database(), ${quoteLiteral(plan.appRole)}); END`)};`,
+    ])
+  }
+  if (plan.createSignedContext === true) blocks.push(...signedContextStatements(plan.setting, plan.appRole))
+  return blocks
+}
+
 function sharedBlock(table: TableName, appRole: string): string[] {
   const name = quoteTable(table)
   return [
@@ -158,8 +189,13 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
     ...plan.tenantTables.map((table) => table.column),
     role ?? '',
   ])
+  const database: PolicyRecord[] =
+    (plan.revokeTemporary === true && role !== null) || plan.createSignedContext === true
+      ? [{ kind: 'database', revokedTemporary: plan.revokeTemporary === true && role !== null ? [role] : [], signed: plan.createSignedContext === true }]
+      : []
   const records = [
-    ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role)),
+    ...database,
+    ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role, plan.signed === true)),
     ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedRecordFor(table, role))),
   ]
@@ -170,6 +206,7 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
       '-- migration covers, for `prisma-tenancy generate --check`.',
       ...records.map((record) => `${RECORD_PREFIX}${JSON.stringify(record)}`),
     ],
+    ...databaseBlock(plan),
     ...plan.tenantTables.map((table) => tenantBlock(table, plan)),
     ...plan.liftedTables.map(liftBlock),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedBlock(table, role))),

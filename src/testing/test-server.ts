@@ -119,7 +119,7 @@ export interface TestDatabase {
 /** A fresh database cloned from the migrated template. */
 export async function createTestDatabase(server: TestServerInfo): Promise<TestDatabase> {
   const name = `${server.databasePrefix}${randomBytes(4).toString('hex')}`
-  const adminUrl = await createDatabase(server.adminUrl, name, { template: server.templateDatabase })
+  const adminUrl = await createDatabase(server.adminUrl, name, { template: server.templateDatabase, revokeTemporaryFrom: server.appRole.name })
   return {
     name,
     adminUrl,

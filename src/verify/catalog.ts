@@ -30,6 +30,8 @@ export interface RoleInfo {
   bypassRls: boolean
   /** Roles it is a member of that are superuser or BYPASSRLS. */
   bypassVia: string[]
+  /** It may create temporary tables in this database (TEMPORARY, often through PUBLIC). */
+  temporary: boolean
 }
 
 export interface Relation {
@@ -119,6 +121,8 @@ export interface FunctionInfo {
   source: string
   /** Relations its body depends on (SQL-standard bodies record them). */
   dependsOn: string[]
+  /** i IMMUTABLE, s STABLE, v VOLATILE */
+  volatility: string
 }
 
 const userSchema = (alias: string) =>
@@ -129,6 +133,7 @@ const notExtensionMember = (classid: string, oid: string) =>
 const queries = {
   role: `
     SELECT r.rolname AS name, r.rolsuper AS superuser, r.rolbypassrls AS "bypassRls",
+      has_database_privilege(r.oid, current_database(), 'TEMPORARY') AS temporary,
       ARRAY(SELECT o.rolname::text FROM pg_roles o
             WHERE o.oid <> r.oid AND (o.rolsuper OR o.rolbypassrls) AND pg_has_role(r.oid, o.oid, 'MEMBER') ORDER BY 1) AS "bypassVia"
     FROM pg_roles r WHERE r.rolname = $1`,
@@ -195,7 +200,8 @@ const queries = {
       has_function_privilege($1, p.oid, 'EXECUTE') AS executable, coalesce(p.prosrc, '') AS source,
       ARRAY(SELECT DISTINCT dn.nspname || '.' || dc.relname FROM pg_depend d
             JOIN pg_class dc ON dc.oid = d.refobjid JOIN pg_namespace dn ON dn.oid = dc.relnamespace
-            WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass) AS "dependsOn"
+            WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.refclassid = 'pg_class'::regclass) AS "dependsOn",
+      p.provolatile AS volatility
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles o ON o.oid = p.proowner
     WHERE (p.prosecdef OR p.proleakproof) AND ${userSchema('n')} AND ${notExtensionMember('pg_proc', 'p.oid')}
     ORDER BY 1, 2, 3`,
@@ -217,7 +223,7 @@ export async function readCatalog(client: pg.ClientBase, role: string, setting: 
     database: session.database,
     defaultSchema: session.schema ?? 'public',
     sessionUser: session.session,
-    role: roles[0] ?? { name: role, superuser: false, bypassRls: false, bypassVia: [] },
+    role: roles[0] ?? { name: role, superuser: false, bypassRls: false, bypassVia: [], temporary: false },
     relations: relations.map(({ select, insert, update, delete: del, truncate, references, trigger, ...relation }) => ({
       ...relation,
       privileges: { select, insert, update, delete: del, truncate, references, trigger },

@@ -1,11 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type pg from 'pg'
+import { signatureSetting } from '../context/tenant-signature.js'
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
+import { SIGNED_TENANT_FUNCTION, SIGNING_KEY_TABLE, signaturesSql } from '../policy/signed-context.js'
 import type { Catalog, Column, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { qualify, type TableRef } from './static-checks.js'
 
-/** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason. */
+/** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason and fix. */
 class NotProbed extends Error {
   constructor(
     message: string,
@@ -170,6 +172,27 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
   try {
     // A probe must never wait behind the application's locks.
     await client.query("SET LOCAL lock_timeout = '5s'; SET LOCAL standard_conforming_strings = on")
+    // Signed policies trust a tenant only with its signature, which needs the key: signed here, as the connecting user.
+    const signatures = new Map<string, string>()
+    if (catalog.policies.some((policy) => `${policy.using ?? ''} ${policy.check ?? ''}`.includes(`${SIGNED_TENANT_FUNCTION}()`))) {
+      const signed = await attempt(signaturesSql, [[ids.a, ids.b]])
+      if (!signed.ok || signed.rows.length === 0) {
+        for (const { ref } of targets)
+          results.push(
+            result(
+              'not-probed',
+              'warn',
+              qualify(ref.schema, ref.table),
+              `Not probed: the policies are signed, and ${catalog.sessionUser} cannot sign the probe tenants (${signed.ok ? `no key in ${SIGNING_KEY_TABLE}` : signed.message}).`,
+              `Provision the key (prisma-tenancy signing-key set), and connect as a role that can read ${SIGNING_KEY_TABLE} (the migration role) with --role ${role}.`,
+            ),
+          )
+        return { results, probed }
+      }
+      for (const row of signed.rows) signatures.set(row.tenant!, row.signature!)
+    }
+    const chooseTenant = (tenant: string) =>
+      `SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(tenant)}, true)${signatures.size === 0 ? '' : `, set_config(${quoteLiteral(signatureSetting(setting))}, ${quoteLiteral(signatures.get(tenant) ?? '')}, true)`}`
     if (switchRole) {
       const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
       if (!outcome.ok) {
@@ -192,7 +215,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const insertA = `${literalInsert(relation, await buildRow(relation, { [column]: ids.a }, ids.a))} RETURNING ${returning(relation)}`
         let stored: Row
         try {
-          const answers = (await client.query(`SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(ids.a)}, true); SAVEPOINT probe_row; ${insertA}`)) as unknown as pg.QueryResult[]
+          const answers = (await client.query(`${chooseTenant(ids.a)}; SAVEPOINT probe_row; ${insertA}`)) as unknown as pg.QueryResult[]
           stored = answers[answers.length - 1]!.rows[0] as Row
         } catch (error) {
           await client.query('ROLLBACK TO SAVEPOINT probe_row')
@@ -216,7 +239,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
           // the rollback too) and runs one statement: one round trip.
           const as = async (tenant: string, sql: string): Promise<Outcome & { rows: Row[] }> => {
             try {
-              const answers = (await client.query(`ROLLBACK TO SAVEPOINT probe_table; SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(tenant)}, true); ${sql}`)) as unknown as pg.QueryResult[]
+              const answers = (await client.query(`ROLLBACK TO SAVEPOINT probe_table; ${chooseTenant(tenant)}; ${sql}`)) as unknown as pg.QueryResult[]
               const last = answers[answers.length - 1]!
               return { ok: true, rowCount: last.rowCount ?? 0, rows: last.rows as Row[] }
             } catch (error) {

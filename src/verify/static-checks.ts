@@ -1,6 +1,7 @@
 import { quoteIdent } from '../database/sql-identifiers.js'
-import type { Catalog, Policy, Relation } from './catalog.js'
+import type { Catalog, FunctionInfo, Policy, Relation } from './catalog.js'
 import type { CheckId, CheckResult, CheckStatus } from './report.js'
+import { SIGNED_TENANT_FUNCTION, SIGNING_KEY_TABLE, signedTenantFunctionBody } from '../policy/signed-context.js'
 import { isTenantScoped } from './tenant-expression.js'
 
 /** A table the schema names, resolved to database names. */
@@ -9,6 +10,8 @@ export interface TableRef {
   table: string
   /** Tenant column; null for shared tables. */
   column: string | null
+  /** A shared table that is the tenant registry: its key column holds the tenant id (null: no single-column key). */
+  registry?: { key: string | null } | undefined
 }
 
 export const qualify = (schema: string, name: string): string => `${schema}.${name}`
@@ -224,8 +227,20 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
       'Make the relation composite: @relation(fields: [tenantId, xId], references: [tenantId, id]) with @@unique([tenantId, id]) on the target.',
     )
 
+  sharedTableChecks(catalog, sharedTables, setting, policiesOf, add)
+
   // Database-wide checks.
   const roleInfo = catalog.role
+  if (roleInfo.temporary)
+    add(
+      'temporary-privilege',
+      'fail',
+      null,
+      `Role ${role} can create temporary tables in ${catalog.database}: they outlive the transaction on a pooled connection and can carry one tenant's rows to the next.`,
+      `REVOKE TEMPORARY ON DATABASE ${ident(catalog.database)} FROM PUBLIC, ${ident(role)}; (prisma-tenancy generate --app-role ${role} writes it)`,
+    )
+  else pass('temporary-privilege', null, `${role} cannot create temporary tables`)
+  signedContextChecks(catalog, tenantOids, setting, add)
   const bypass = [roleInfo.superuser ? 'is SUPERUSER' : null, roleInfo.bypassRls ? 'has BYPASSRLS' : null, roleInfo.bypassVia.length > 0 ? `is a member of ${roleInfo.bypassVia.join(', ')}, which bypasses row-level security` : null].filter(
     (item): item is string => item !== null,
   )
@@ -278,7 +293,10 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
   }
   for (const fn of catalog.functions) {
     const name = `${qualify(fn.schema, fn.name)}(${fn.args})`
-    if (fn.definer && fn.executable) {
+    if (fn.definer && fn.executable && isSignedTenantFunction(fn, setting)) {
+      // Its owner may bypass row-level security: the body, exactly generate's, reads the key table only.
+      pass('definer-function', name, `the signed context's function, with the body generate --signed writes`)
+    } else if (fn.definer && fn.executable) {
       const touched = tenantNames.filter((table) => fn.dependsOn.includes(table) || mentions(fn.source, table))
       const reasons = [
         touched.length > 0 ? `reads or writes ${touched.join(', ')}` : null,
@@ -311,4 +329,73 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
     add('untracked-table', 'fail', name, `Role ${role} can reach ${name}, which the Prisma schema does not declare: nothing says whether it is tenant data or shared.`, `Add it to the schema (db pull) so it is classified, or REVOKE ALL ON ${sqlName(relation)} FROM ${ident(role)};`)
   }
   return results
+}
+
+type Add = (check: CheckId, status: CheckStatus, table: string | null, message: string, fix?: string) => void
+
+const writeCommands = ['INSERT', 'UPDATE', 'DELETE'] as const
+
+/**
+ * Shared tables are read by every tenant, so a write grant lets one tenant change what all see: a
+ * warning (verify --strict fails it). The tenant registry is worse: a tenant could rename, add or
+ * remove other tenants, so a write there must be confined by policies to the caller's own row
+ * (or denied), else it fails. TRUNCATE ignores row-level security altogether.
+ */
+function sharedTableChecks(catalog: Catalog, sharedTables: TableRef[], setting: string, policiesOf: Map<number, Policy[]>, add: Add): void {
+  const role = catalog.role.name
+  const byName = new Map(catalog.relations.map((relation) => [qualify(relation.schema, relation.name), relation]))
+  for (const ref of sharedTables) {
+    const name = qualify(ref.schema, ref.table)
+    const relation = byName.get(name)
+    if (relation === undefined || !relation.schemaUsage) continue
+    const { insert, update, delete: del, truncate } = relation.privileges
+    const granted = writeCommands.filter((_, index) => [insert, update, del][index])
+    const writes = [...granted, ...(truncate ? ['TRUNCATE'] : [])]
+    const revoke = `REVOKE ${writes.join(', ')} ON ${sqlName(relation)} FROM ${ident(role)};`
+    if (ref.registry === undefined) {
+      if (writes.length === 0) add('shared-table-writable', 'pass', name, `${role} can only read the shared table`)
+      else add('shared-table-writable', 'warn', name, `Role ${role} holds ${writes.join(', ')} on the shared table ${name}: any tenant can change what every tenant reads.`, `${revoke} (writes belong to an admin role; prisma-tenancy generate --app-role grants SELECT only)`)
+      continue
+    }
+    const enforced = relation.rls && (relation.forced || !relation.roleOwns)
+    const leaks = enforced ? analysePolicies(policiesOf.get(relation.oid) ?? [], ref.registry.key ?? '', setting).leaks : []
+    const open = [...granted.filter((command) => !enforced || leaks.some((leak) => leak.command === command)), ...(truncate ? ['TRUNCATE'] : [])]
+    if (open.length === 0) add('registry-writable', 'pass', name, writes.length === 0 ? `${role} can only read the tenant registry` : `policies confine ${role}'s ${writes.join(', ')} to its own registry row`)
+    else
+      add(
+        'registry-writable',
+        'fail',
+        name,
+        `Role ${role} can ${open.join(', ')} rows of the tenant registry ${name} with no policy confining it to its own row${enforced ? '' : ' (row-level security is off or not forced)'}: one tenant can rename, create or remove others.`,
+        `${revoke} (tenants are created and removed by an admin role), or protect the registry with policies.`,
+      )
+  }
+}
+
+/**
+ * Signed policies are only as sound as the function they call and the secrecy of its key: the
+ * function must be what `generate --signed` writes (SECURITY DEFINER, STABLE, pinned search_path,
+ * the very body), and the application role must not reach the key table at all.
+ */
+function isSignedTenantFunction(fn: FunctionInfo, setting: string): boolean {
+  return qualify(fn.schema, fn.name) === SIGNED_TENANT_FUNCTION && fn.args === '' && fn.source === signedTenantFunctionBody(setting)
+}
+
+function signedContextChecks(catalog: Catalog, tenantOids: Map<number, { name: string }>, setting: string, add: Add): void {
+  const call = `${SIGNED_TENANT_FUNCTION}()`
+  const signed = catalog.policies.filter((policy) => tenantOids.has(policy.relid) && `${policy.using ?? ''} ${policy.check ?? ''}`.includes(call))
+  if (signed.length === 0) return
+  const fn = catalog.functions.find((candidate) => qualify(candidate.schema, candidate.name) === SIGNED_TENANT_FUNCTION && candidate.args === '')
+  const key = catalog.relations.find((relation) => qualify(relation.schema, relation.name) === SIGNING_KEY_TABLE)
+  const reached = key === undefined ? [] : Object.entries(key.privileges).filter(([, held]) => held).map(([privilege]) => privilege.toUpperCase())
+  const problems = [
+    fn === undefined ? `${call} is not a SECURITY DEFINER function` : null,
+    fn !== undefined && !fn.pinnedSearchPath ? `${call} has no pinned search_path` : null,
+    fn !== undefined && fn.volatility !== 's' ? `${call} is not STABLE` : null,
+    fn !== undefined && !isSignedTenantFunction(fn, setting) ? `the body of ${call} is not the one generate --signed writes for ${setting}` : null,
+    key === undefined ? `${SIGNING_KEY_TABLE} is missing` : null,
+    key !== undefined && (key.roleOwns || reached.length > 0) ? `${catalog.role.name} ${key.roleOwns ? 'owns' : `holds ${reached.join(', ')} on`} ${SIGNING_KEY_TABLE}, so it can read or replace the key and sign any tenant` : null,
+  ].filter((item): item is string => item !== null)
+  if (problems.length === 0) add('signed-context', 'pass', null, `${signed.length} policies trust the tenant through ${call}, whose key ${catalog.role.name} cannot reach`)
+  else add('signed-context', 'fail', null, `Signed policies depend on ${call}, but ${problems.join('; ')}.`, `Run \`prisma-tenancy generate --signed\` and apply it, and REVOKE ALL ON ${SIGNING_KEY_TABLE} FROM PUBLIC, ${ident(catalog.role.name)};`)
 }

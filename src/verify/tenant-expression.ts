@@ -1,3 +1,5 @@
+import { SIGNED_TENANT_FUNCTION } from '../policy/signed-context.js'
+
 /**
  * Decides whether a policy expression, as PostgreSQL prints it back
  * (pg_get_expr), confines rows to the current tenant: it must imply
@@ -114,9 +116,13 @@ function isColumn(operand: string, column: string): boolean {
   return name === column
 }
 
-/** current_setting('<setting>'[, true|false]), possibly inside NULLIF(..., ''). */
+/**
+ * current_setting('<setting>'[, true|false]), possibly inside NULLIF(..., ''), or the signed
+ * context's function (whose soundness the signed-context check proves separately).
+ */
 function isSetting(operand: string, setting: string): boolean {
   const text = stripCasts(operand).replace(/\s+/g, ' ').toLowerCase()
+  if (text === `${SIGNED_TENANT_FUNCTION}()`) return true
   const escaped = setting.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replaceAll("'", "''")
   const call = `current_setting\\( ?'${escaped}'(?: ?, ?(?:true|false))? ?\\)`
   return new RegExp(`^(?:${call}|nullif\\( ?${call} ?, ?'' ?\\))$`).test(text)

@@ -5,7 +5,7 @@ import { withClient } from '../database/admin.js'
 import { databaseName, parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
 import { classifyModels, noTenantColumnError } from '../policy/classify-models.js'
-import { parseDatamodel } from '../policy/prisma-schema.js'
+import { parseDatamodel, type Datamodel } from '../policy/prisma-schema.js'
 import { readCatalog, roleExists } from './catalog.js'
 import { runProbes } from './probes.js'
 import { probeCoverage, summarise, tableVerdicts, type VerifyReport } from './report.js'
@@ -24,6 +24,24 @@ export interface VerifyOptions extends ProjectOptions {
   setting?: string | undefined
   /** Run the behavioural probes (default true); false checks the catalogs only. */
   probes?: boolean | undefined
+  /** Warnings fail too (report.ok false). */
+  strict?: boolean | undefined
+}
+
+/** The doc comment that marks the tenant registry (else the model named Tenant): `/// @tenancy.registry`. */
+const REGISTRY_MARKER = '@tenancy.registry'
+
+/** The registry models, each with the column of its single-field id (the tenant id), or null. */
+function registryKeys(datamodel: Datamodel): Map<string, string | null> {
+  const marked = datamodel.models.filter((model) => (model.documentation ?? '').split(/\s+/).includes(REGISTRY_MARKER))
+  const registries = marked.length > 0 ? marked : datamodel.models.filter((model) => model.name === 'Tenant')
+  return new Map(
+    registries.map((model) => {
+      const id = datamodel.indexes.find((index) => index.model === model.name && index.type === 'id')
+      const field = id?.fields.length === 1 ? model.fields.find((candidate) => candidate.name === id.fields[0]?.name) : undefined
+      return [model.name, field === undefined ? null : (field.dbName ?? field.name)]
+    }),
+  )
 }
 
 /**
@@ -38,7 +56,9 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
   const { setting, tenantField } = parseTenancyNames(options)
   const project = await resolveProject(options)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
-  const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField, setting })
+  const datamodel = parseDatamodel(await readSchemaFiles(project.schemaPath))
+  const analysis = classifyModels(datamodel, { tenantField, setting })
+  const registries = registryKeys(datamodel)
   // Nothing to verify is no proof of isolation: a mistyped --tenant-field must not pass.
   if (analysis.tenantTables.length === 0 && !analysis.sharedTables.some((table) => table.marked)) {
     throw noTenantColumnError(tenantField, setting, analysis.models.map((model) => model.model))
@@ -52,7 +72,10 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
     const catalog = await readCatalog(client, role, setting)
     const resolve = (schema: string | null, table: string, column: string | null): TableRef => ({ schema: schema ?? catalog.defaultSchema, table, column })
     const tenantTables = analysis.tenantTables.map((table) => resolve(table.schema, table.table, table.column))
-    const sharedTables = analysis.sharedTables.map((table) => resolve(table.schema, table.table, null))
+    const sharedTables = analysis.sharedTables.map((table) => {
+      const key = registries.get(table.model)
+      return { ...resolve(table.schema, table.table, null), ...(key === undefined ? {} : { registry: { key } }) }
+    })
     const results = runStaticChecks(catalog, tenantTables, sharedTables, setting)
     const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting)
     results.push(...probes.results)
@@ -61,7 +84,7 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
     const tenantNames = tenantTables.map((table) => qualify(table.schema, table.table))
     const sharedNames = sharedTables.map((table) => qualify(table.schema, table.table))
     return {
-      ok: summary.failed === 0,
+      ok: summary.failed === 0 && (options.strict !== true || summary.warned === 0),
       database: catalog.database,
       role,
       setting,

@@ -1,7 +1,8 @@
 import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
-import { createBenchDatabase, type BenchRoles } from '../database.js'
+import { createBenchDatabase, createSignedBenchDatabase, type BenchRoles } from '../database.js'
 import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
+import { prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
 import { openWireFloor, wireBaseline, wireVariantUnderPolicy } from '../wire-floor.js'
 
@@ -56,6 +57,8 @@ async function checkBehaviour(contender: Contender, tenants: readonly TenantFixt
   return null
 }
 
+const signedContender = 'prisma-tenancy (generate --signed, signingKey)'
+
 /** Workload 1: cost per operation, each contender on the same rows, one request = one scope. */
 export async function runOperationsWorkload(
   serverAdminUrl: string,
@@ -66,9 +69,12 @@ export async function runOperationsWorkload(
   migrations?: string,
 ): Promise<WorkloadOutcome> {
   const database = await createBenchDatabase(serverAdminUrl, roles, { migrations })
+  let signed: Awaited<ReturnType<typeof createSignedBenchDatabase>> | undefined
   let contenders: Contender[] = []
   try {
     const tenants = await seedOperationsData(database.adminUrl, { tenants: size.tenants, projects: size.projectsPerTenant, tasksPerProject: size.tasksPerProject })
+    // Cloned before anyone connects to the seeded database (a template must have no sessions).
+    signed = await createSignedBenchDatabase(serverAdminUrl, roles, database, migrations)
     const { started, unavailable } = await startContenders(
       factories,
       { appUrl: database.appUrl, unrestrictedUrl: database.unrestrictedUrl, poolSize: size.poolSize },
@@ -93,26 +99,33 @@ export async function runOperationsWorkload(
       }
     }
     log('  findUnique on the wire, without Prisma Client, next to plain Prisma and prisma-tenancy, at 1 client')
-    const wire = await openWireFloor(database, tenants)
+    const wire = await openWireFloor(database, signed, tenants)
+    let signedTenancy: Contender | undefined
     try {
+      // The same client on the same rows under signed policies: what the signed mode costs per query.
+      signedTenancy = await prismaTenancyOn(signedContender, { signingKey: signed.signingKey }).create({ appUrl: signed.appUrl, unrestrictedUrl: signed.unrestrictedUrl, poolSize: size.poolSize })
+      const signedProblem = await checkBehaviour(signedTenancy, tenants)
+      if (signedProblem !== null) throw new Error(`${signedContender}: ${signedProblem}`)
       // Interleaved with the wire variants, so the Prisma rows and the floor come from the same moments.
       const prismaRows = ['plain-prisma', 'prisma-tenancy'].flatMap((name) => {
         const operation = byContender.get(name)?.get('findUnique')
         return operation === undefined ? [] : [[name, operation] as const]
       })
-      const summaries = await measureInterleaved(new Map([...wire.operations, ...prismaRows]), {
+      const summaries = await measureInterleaved(new Map([...wire.operations, ...prismaRows, [signedContender, operations(signedTenancy, tenants).get('findUnique')!]]), {
         clients: 1,
         rounds: size.rounds,
         warmupOps: size.warmupOps,
         opsPerClient: size.opsSingle,
       })
-      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? wireVariantUnderPolicy(name)))
+      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? (name === signedContender || wireVariantUnderPolicy(name))))
     } finally {
+      await signedTenancy?.close()
       await wire.close()
     }
     return { results, unavailable }
   } finally {
     await Promise.allSettled(contenders.map((c) => c.close()))
+    await signed?.drop()
     await database.drop()
   }
 }

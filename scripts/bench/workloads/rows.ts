@@ -93,7 +93,7 @@ export async function runRowsWorkload(
       [
         { name: 'plain-prisma', rls: false, isolates: false, create: () => ownTableContender(database.unrestrictedUrl) },
         ...peers,
-        ...(peers.some((f) => f.name === prismaTenancy.name) ? [prismaTenancyOn(ownTableTenancy, ownSchema)] : []),
+        ...(peers.some((f) => f.name === prismaTenancy.name) ? [prismaTenancyOn(ownTableTenancy, { schema: ownSchema })] : []),
       ],
       urls,
       check,
