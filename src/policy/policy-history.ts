@@ -14,6 +14,15 @@ const recordSchema = z.discriminatedUnion('kind', [
     grants: z.array(z.string()),
   }),
   z.object({ kind: z.literal('shared'), schema: z.string().nullable(), table: z.string(), grants: z.array(z.string()) }),
+  z.object({
+    kind: z.literal('registry'),
+    schema: z.string().nullable(),
+    table: z.string(),
+    column: z.string(),
+    type: z.enum(['text', 'uuid', 'integer', 'bigint']),
+    setting: z.string(),
+    grants: z.array(z.string()),
+  }),
 ])
 
 export interface RecordedPolicy {
@@ -27,6 +36,8 @@ export interface RecordedPolicy {
 export interface PolicyHistory {
   /** Keyed by tableKey(). */
   tables: Map<string, RecordedPolicy>
+  /** The latest registry protection per table (kept apart: a later grant-only record must not hide it). */
+  registries: Map<string, RecordedPolicy & { record: Extract<PolicyRecord, { kind: 'registry' }> }>
   /** Whether some migration creates the table (policies can only follow its CREATE TABLE). */
   creates(table: TableName): boolean
 }
@@ -63,6 +74,7 @@ function parseRecord(text: string): PolicyRecord | null {
 export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHistory> {
   const list = await readMigrationsDirectory(migrationsDir)
   const tables = new Map<string, RecordedPolicy>()
+  const registries: PolicyHistory['registries'] = new Map()
   const scripts: string[] = []
   for (const directory of list.migrationDirectories) {
     if (directory.migrationFile.content.tag !== 'ok') continue
@@ -73,6 +85,12 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
       const parsed = parseRecord(line.slice(RECORD_PREFIX.length))
       if (parsed === null) continue
       const key = tableKey(parsed)
+      if (parsed.kind === 'registry') {
+        const grants = registries.get(key)?.grants ?? new Set<string>()
+        for (const role of parsed.grants) grants.add(role)
+        registries.set(key, { record: parsed, migration: directory.path, grants })
+        continue
+      }
       const grants = tables.get(key)?.grants ?? new Set<string>()
       for (const role of parsed.grants) grants.add(role)
       tables.set(key, { record: parsed, migration: directory.path, grants })
@@ -80,6 +98,7 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
   }
   return {
     tables,
+    registries,
     creates(table) {
       const name = `${table.schema === null ? '' : `${identifierPattern(table.schema)}\\s*\\.\\s*`}${identifierPattern(table.table)}`
       const pattern = new RegExp(`CREATE\\s+TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?${name}\\s*\\(`, 'i')

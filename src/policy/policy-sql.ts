@@ -1,10 +1,12 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import type { TableName, TenantColumnType, TenantTable } from './classify-models.js'
+import type { RegistryTable, TableName, TenantColumnType, TenantTable } from './classify-models.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
 export const ISOLATION_POLICY = 'tenancy_isolation'
 export const ACCESS_POLICY = 'tenancy_access'
+/** The registry's one policy: a tenant reads its own row. */
+export const REGISTRY_POLICY = 'tenancy_registry_read'
 
 /** The machine-readable line a generated migration carries for each table it covers. */
 export const RECORD_PREFIX = '-- prisma-tenancy:table '
@@ -12,6 +14,7 @@ export const RECORD_PREFIX = '-- prisma-tenancy:table '
 export type PolicyRecord =
   | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
   | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
+  | { kind: 'registry'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
 
 export interface PolicyPlan {
   setting: string
@@ -22,6 +25,8 @@ export interface PolicyPlan {
   sharedTables: TableName[]
   /** Tables that had tenant policies and are now marked shared: their policies are removed. */
   liftedTables: (TableName & { model: string })[]
+  /** The tenant registry, when its protection is not in the migrations yet. */
+  registry: RegistryTable | null
 }
 
 export function quoteTable({ schema, table }: TableName): string {
@@ -137,6 +142,29 @@ function liftBlock(table: TableName & { model: string }): string[] {
   ]
 }
 
+function registryBlock(table: RegistryTable, plan: PolicyPlan): string[] {
+  const name = quoteTable(table)
+  const lines = [
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}) is the tenant registry: a tenant reads its own row only, and`,
+    '-- no policy lets anyone subject to row-level security write it. Rows are created and removed as the admin role',
+    '-- (`prisma-tenancy tenant create` / `tenant remove`), which is a superuser or BYPASSRLS.',
+    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
+    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+    `DROP POLICY IF EXISTS ${REGISTRY_POLICY} ON ${name};`,
+    `CREATE POLICY ${REGISTRY_POLICY} ON ${name} AS PERMISSIVE FOR SELECT TO PUBLIC`,
+    `  USING (${tenantPredicate(table.column, table.columnType, plan.setting)});`,
+  ]
+  if (plan.appRole !== null) {
+    const role = quoteIdent(plan.appRole)
+    lines.push(
+      '-- The application role reads its tenant\'s row, and writing the registry is the lifecycle\'s job.',
+      `GRANT SELECT ON ${name} TO ${role};`,
+      `REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ${name} FROM ${role};`,
+    )
+  }
+  return lines
+}
+
 function sharedBlock(table: TableName, appRole: string): string[] {
   const name = quoteTable(table)
   return [
@@ -153,15 +181,17 @@ function sharedBlock(table: TableName, appRole: string): string[] {
  */
 export function renderPolicyMigration(plan: PolicyPlan): string {
   const role = plan.appRole
+  const registry = plan.registry === null ? [] : [plan.registry]
   assertOneLineNames([
-    ...[...plan.tenantTables, ...plan.sharedTables, ...plan.liftedTables].flatMap((table) => [table.schema ?? '', table.table]),
-    ...plan.tenantTables.map((table) => table.column),
+    ...[...plan.tenantTables, ...plan.sharedTables, ...plan.liftedTables, ...registry].flatMap((table) => [table.schema ?? '', table.table]),
+    ...[...plan.tenantTables, ...registry].map((table) => table.column),
     role ?? '',
   ])
   const records = [
     ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role)),
     ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedRecordFor(table, role))),
+    ...registry.map((table): PolicyRecord => ({ kind: 'registry', schema: table.schema, table: table.table, column: table.column, type: table.columnType, setting: plan.setting, grants: role === null ? [] : [role] })),
   ]
   const sections = [
     [
@@ -173,6 +203,7 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
     ...plan.tenantTables.map((table) => tenantBlock(table, plan)),
     ...plan.liftedTables.map(liftBlock),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedBlock(table, role))),
+    ...registry.map((table) => registryBlock(table, plan)),
   ]
   const script = `${sections.map((lines) => lines.join('\n')).join('\n\n')}\n`
   assertSplitsAtSemicolons(script)
