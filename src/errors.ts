@@ -20,6 +20,13 @@ export const tenancyErrorCodes = [
   // Migrations
   'MIGRATION_NAME_INVALID',
   'MIGRATION_FAILED',
+  // Tenant lifecycle (tenant create / list / remove / export / import / rotate)
+  'TENANT_UNKNOWN',
+  'TENANT_EXISTS',
+  'CONFIRMATION_REQUIRED',
+  'IMPORT_INVALID',
+  'REMOVE_INTERRUPTED',
+  'REMOVE_INCOMPLETE',
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',
