@@ -7,6 +7,8 @@ import { createTenant } from '../src/tenants/create-tenant.js'
 import { listTenants } from '../src/tenants/list-tenants.js'
 import { removeTenant, TENANT_REMOVED_CHANNEL } from '../src/tenants/remove-tenant.js'
 import { rotateTenant } from '../src/tenants/rotate-tenant.js'
+import { groupRoleName } from '../src/tenants/tenant-roles.js'
+import { verify } from '../src/verify/verify.js'
 import { runCliCaptured } from './support/cli.js'
 import { dropTenantRoles, tenantTableChecksums } from './support/tenants.js'
 
@@ -160,6 +162,26 @@ describe('per-tenant credentials', () => {
     expect((await withClient(rotated.connectionString, (client) => client.query('SELECT 1'))).rowCount).toBe(1)
     expect((await withClient(logins.get('south')!, (client) => client.query('SELECT 1'))).rowCount).toBe(1)
     logins.set('north', rotated.connectionString)
+  })
+
+  it('verify passes the tenant roles, and fails one granted more than the app role, one mapped to no tenant, and a tenant table without the policy tying them to their tenant', async () => {
+    const checks = async () => {
+      const report = await verify({ databaseUrl: db.adminUrl, role: appRole, probes: false })
+      return report.results.filter((result) => result.check.startsWith('tenant-role-') && result.status === 'fail').map((result) => `${result.check} ${result.table ?? ''}`.trim())
+    }
+    expect(await checks()).toEqual([])
+    const north = new URL(logins.get('north')!).username
+    const group = groupRoleName(db.name)
+    const stray = `${group}_stray`
+    await withClient(db.adminUrl, (client) => client.query(`GRANT TRUNCATE ON "Project" TO "${north}"; CREATE ROLE "${stray}" LOGIN IN ROLE "${group}"; DROP POLICY tenancy_tenant_role ON "Comment"`))
+    try {
+      expect((await checks()).sort()).toEqual(['tenant-role-privilege public.Project', 'tenant-role-unbound public.Comment', 'tenant-role-unmapped'])
+    } finally {
+      await withClient(db.adminUrl, (client) => client.query(`REVOKE TRUNCATE ON "Project" FROM "${north}"; DROP ROLE "${stray}"`))
+      // The next create --credentials puts the missing policy back.
+      await createTenant('west', { ...options, data: { name: 'west' }, credentials: true, appRole })
+    }
+    expect(await checks()).toEqual([])
   })
 
   it('rotate refuses an unknown tenant and one without credentials', async () => {

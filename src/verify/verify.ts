@@ -10,6 +10,7 @@ import { readCatalog, roleExists } from './catalog.js'
 import { runProbes } from './probes.js'
 import { summarise, tableVerdicts, type VerifyReport } from './report.js'
 import { qualify, runStaticChecks, type TableRef } from './static-checks.js'
+import { checkTenantRoles } from './tenant-roles.js'
 
 export interface VerifyOptions extends ProjectOptions {
   /**
@@ -54,6 +55,8 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
     const tenantTables = analysis.tenantTables.map((table) => resolve(table.schema, table.table, table.column))
     const sharedTables = analysis.sharedTables.map((table) => resolve(table.schema, table.table, null))
     const results = runStaticChecks(catalog, tenantTables, sharedTables, setting)
+    const registry = analysis.registry === null ? null : resolve(analysis.registry.schema, analysis.registry.table, analysis.registry.column)
+    results.push(...(await checkTenantRoles(client, role, tenantTables, sharedTables, registry)))
     const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting)
     results.push(...probes.results)
     const summary = summarise(results)
