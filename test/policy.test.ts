@@ -14,6 +14,7 @@ import { classifyModels } from '../src/policy/classify-models.js'
 import { renderPolicyMigration } from '../src/policy/policy-sql.js'
 import { parseDatamodel } from '../src/policy/prisma-schema.js'
 import { useTestDatabase } from '../src/testing/index.js'
+import { inRolledBackTenant } from './support/tenants.js'
 
 const db = await useTestDatabase()
 
@@ -21,15 +22,7 @@ type Tenant = string | null
 
 /** Runs work as the application role in a transaction with the tenant set (null: never set), then rolls back. */
 async function asTenant<T>(tenant: Tenant, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  return withClient(db.appUrl, async (client) => {
-    await client.query('BEGIN')
-    try {
-      if (tenant !== null) await client.query("SELECT set_config('app.current_tenant', $1, true)", [tenant])
-      return await work(client)
-    } finally {
-      await client.query('ROLLBACK')
-    }
-  })
+  return inRolledBackTenant(db.appUrl, tenant, work)
 }
 
 async function errorCode(promise: Promise<unknown>): Promise<string | undefined> {

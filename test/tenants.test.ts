@@ -10,7 +10,7 @@ import { rotateTenant } from '../src/tenants/rotate-tenant.js'
 import { groupRoleName } from '../src/tenants/tenant-roles.js'
 import { verify } from '../src/verify/verify.js'
 import { runCliCaptured } from './support/cli.js'
-import { dropTenantRoles, tenantTableChecksums } from './support/tenants.js'
+import { dropTenantRoles, inRolledBackTenant, tenantTableChecksums } from './support/tenants.js'
 
 const db = await useTestDatabase()
 const options = { databaseUrl: db.adminUrl }
@@ -74,15 +74,7 @@ describe('per-tenant credentials', () => {
 
   /** Raw SQL on the tenant's own login, with no extension: the setting is whatever the caller sets. */
   async function asLogin<T>(tenant: string, setting: string | null, work: (client: pg.Client) => Promise<T>): Promise<T> {
-    return withClient(logins.get(tenant)!, async (client) => {
-      await client.query('BEGIN')
-      try {
-        if (setting !== null) await client.query("SELECT set_config('app.current_tenant', $1, true)", [setting])
-        return await work(client)
-      } finally {
-        await client.query('ROLLBACK')
-      }
-    })
+    return inRolledBackTenant(logins.get(tenant)!, setting, work)
   }
 
   it('returns a connection string once; a rerun repairs nothing and returns none', async () => {
@@ -125,13 +117,7 @@ describe('per-tenant credentials', () => {
       return rows
     })
     expect(privileges[1]?.granted).toEqual(privileges[0]?.granted)
-    const seen = await withClient(db.appUrl, async (client) => {
-      await client.query('BEGIN')
-      await client.query("SELECT set_config('app.current_tenant', 'south', true)")
-      const { rows } = await client.query(`SELECT count(*)::int AS n FROM "Project"`)
-      await client.query('ROLLBACK')
-      return rows[0]
-    })
+    const seen = await inRolledBackTenant(db.appUrl, 'south', async (client) => (await client.query(`SELECT count(*)::int AS n FROM "Project"`)).rows[0])
     expect(seen).toEqual({ n: 1 })
   })
 

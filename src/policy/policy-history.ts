@@ -3,26 +3,19 @@ import { readMigrationsDirectory } from '../migrate/migrations-directory.js'
 import type { TableName } from './classify-models.js'
 import { RECORD_PREFIX, type PolicyRecord } from './policy-sql.js'
 
+const tenantColumnRecord = {
+  schema: z.string().nullable(),
+  table: z.string(),
+  column: z.string(),
+  type: z.enum(['text', 'uuid', 'integer', 'bigint']),
+  setting: z.string(),
+  grants: z.array(z.string()),
+}
+
 const recordSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('tenant'),
-    schema: z.string().nullable(),
-    table: z.string(),
-    column: z.string(),
-    type: z.enum(['text', 'uuid', 'integer', 'bigint']),
-    setting: z.string(),
-    grants: z.array(z.string()),
-  }),
+  z.object({ kind: z.literal('tenant'), ...tenantColumnRecord }),
   z.object({ kind: z.literal('shared'), schema: z.string().nullable(), table: z.string(), grants: z.array(z.string()) }),
-  z.object({
-    kind: z.literal('registry'),
-    schema: z.string().nullable(),
-    table: z.string(),
-    column: z.string(),
-    type: z.enum(['text', 'uuid', 'integer', 'bigint']),
-    setting: z.string(),
-    grants: z.array(z.string()),
-  }),
+  z.object({ kind: z.literal('registry'), ...tenantColumnRecord }),
 ])
 
 export interface RecordedPolicy {

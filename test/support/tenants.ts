@@ -1,3 +1,4 @@
+import type pg from 'pg'
 import { withClient } from '../../src/database/admin.js'
 import type { TestDatabase } from '../../src/testing/index.js'
 import { groupRoleName, tenantRoleName } from '../../src/tenants/tenant-roles.js'
@@ -26,6 +27,19 @@ export async function dropTenantRoles(database: TestDatabase): Promise<void> {
     for (const { rolname } of rows) {
       await client.query(`DROP OWNED BY "${rolname}"`)
       await client.query(`DROP ROLE "${rolname}"`)
+    }
+  })
+}
+
+/** Runs work on `url` in a transaction with app.current_tenant set to `tenant` (null: never set), then rolls back. */
+export async function inRolledBackTenant<T>(url: string, tenant: string | null, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  return withClient(url, async (client) => {
+    await client.query('BEGIN')
+    try {
+      if (tenant !== null) await client.query("SELECT set_config('app.current_tenant', $1, true)", [tenant])
+      return await work(client)
+    } finally {
+      await client.query('ROLLBACK')
     }
   })
 }
