@@ -123,6 +123,18 @@ describe('tenant export', () => {
     expect(lines).toHaveLength(1 + 7)
     expect(lines.slice(1).every((line) => !line.includes('other'))).toBe(true)
   })
+
+  it('through the CLI writes the same rows to --out and the summary with --json; an unknown tenant exits 2', async () => {
+    const file = `${exportFile}.cli`
+    const result = await runCliCaptured(['tenant', 'export', 'acme', '--out', file, '--schema', schema, '--database-url', source.adminUrl, '--json'])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ tenant: 'acme', tables: expect.arrayContaining([{ table: 'public.Ledger', rows: 2 }]) })
+    const rowLines = (text: string) => text.trimEnd().split('\n').slice(1)
+    expect(rowLines(await readFile(file, 'utf8'))).toEqual(rowLines(await readFile(exportFile, 'utf8')))
+    const unknown = await runCliCaptured(['tenant', 'export', 'nobody', '--out', file, '--schema', schema, '--database-url', source.adminUrl])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('error TENANT_UNKNOWN')
+  })
 })
 
 describe('tenant import', () => {
