@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { inTransaction, registryHas, tenantMatch, unknownTenant, withLifecycleDatabase, type LifecycleDatabase, type TenantLifecycleOptions } from './tenant-database.js'
-import { endSessions, LIFECYCLE_SCHEMA, mappedRole, TENANT_ROLE_TABLE } from './tenant-roles.js'
+import { endSessions, hasTenantRoles, LIFECYCLE_SCHEMA, mappedRole, roleExists, TENANT_ROLE_TABLE, tenantRoleName } from './tenant-roles.js'
 
 /** The channel `tenant remove` notifies, with the tenant id as payload, when a tenant is gone (caches listen on it). */
 export const TENANT_REMOVED_CHANNEL = 'prisma_tenancy_tenant_removed'
@@ -97,10 +97,12 @@ export async function removeTenant(id: string, options: RemoveTenantOptions = {}
         throw new TenancyError('REMOVE_INCOMPLETE', `Rows of tenant ${JSON.stringify(tenant)} were written while it was being removed (${left.map(([table, count]) => `${table}: ${count}`).join(', ')}). Stop its writers and run \`prisma-tenancy tenant remove ${tenant} --yes\` again.`, { details: { tenant, remaining } })
       }
       const counts = await progress()
-      const role = await mappedRole(database, tenant)
+      // A role left unmapped by an unfinished create goes too.
+      const derived = tenantRoleName(database.database, tenant)
+      const role = (await mappedRole(database, tenant)) ?? ((await roleExists(database, derived)) ? derived : null)
       await client.query(`DELETE FROM ${database.registry.sql} WHERE ${tenantMatch(database.registry, '$1')}`, [tenant])
       if (role !== null) {
-        await client.query(`DELETE FROM ${TENANT_ROLE_TABLE} WHERE tenant_id = $1`, [tenant])
+        if (await hasTenantRoles(database)) await client.query(`DELETE FROM ${TENANT_ROLE_TABLE} WHERE tenant_id = $1`, [tenant])
         await endSessions(database, role)
         await client.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`)
       }
