@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import pg from 'pg'
 import { withClient } from '../src/database/admin.js'
 import { isTenancyError, type TenancyErrorCode } from '../src/errors.js'
-import { useTestDatabase } from '../src/testing/index.js'
+import { createTestDatabase, useTestDatabase } from '../src/testing/index.js'
 import { createTenant } from '../src/tenants/create-tenant.js'
 import { listTenants } from '../src/tenants/list-tenants.js'
 import { removeTenant, TENANT_REMOVED_CHANNEL } from '../src/tenants/remove-tenant.js'
@@ -176,6 +176,21 @@ describe('per-tenant credentials', () => {
   })
 })
 
+describe('tenant create --credentials at the same time', () => {
+  it('installs the credential layer once when two tenants of a fresh database get their first roles concurrently', async () => {
+    const fresh = await createTestDatabase(inject('prismaTenancy'))
+    try {
+      const freshOptions = { databaseUrl: fresh.adminUrl, credentials: true, appRole }
+      const created = await Promise.all(['first', 'second'].map((id) => createTenant(id, { ...freshOptions, data: { name: id } })))
+      expect(created.map((result) => result.connectionString === undefined)).toEqual([false, false])
+      expect((await listTenants({ databaseUrl: fresh.adminUrl })).tenants.map((tenant) => [tenant.id, tenant.credentials])).toEqual([['first', true], ['second', true]])
+    } finally {
+      await dropTenantRoles(fresh)
+      await fresh.drop()
+    }
+  })
+})
+
 describe('tenant remove', () => {
   it('without --yes refuses and changes nothing', async () => {
     await createTenant('keep', { ...options, data: { name: 'keep' } })
@@ -229,7 +244,8 @@ describe('tenant remove', () => {
       }))
       expect(after).toEqual({ registry: 0, role: 0, progress: 0 })
       expect(await tenantTableChecksums(db.adminUrl, 'stays')).toEqual(others)
-      await new Promise((resolve) => setTimeout(resolve, 100))
+      // Delivered asynchronously after the commit: wait for it rather than for a fixed time.
+      if (notified.length === 0) await new Promise((resolve) => listener.once('notification', resolve))
       expect(notified).toEqual([`${TENANT_REMOVED_CHANNEL}:gone`])
     } finally {
       await listener.end()

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { inTransaction, registryHas, tenantMatch, withLifecycleDatabase, type LifecycleDatabase, type TenantLifecycleOptions } from './tenant-database.js'
-import { ensureTenantRole, installTenantRoles, mappedRole, newPassword, roleExists, TENANT_ROLE_TABLE, tenantConnectionString, tenantRoleName } from './tenant-roles.js'
+import { ensureTenantRole, installTenantRoles, lockTenantRoles, mappedRole, newPassword, roleExists, TENANT_ROLE_TABLE, tenantConnectionString, tenantRoleName } from './tenant-roles.js'
 
 export interface CreateTenantOptions extends TenantLifecycleOptions {
   /** Values for the registry row's other fields, by Prisma field name (or column name). */
@@ -61,6 +61,7 @@ export async function createTenant(id: string, options: CreateTenantOptions = {}
     return inTransaction(database.client, async () => {
       const { client, registry } = database
       const actions: string[] = []
+      if (options.credentials === true) await lockTenantRoles(database)
       const existed = await registryHas(database, tenant)
       if (existed) {
         if (values.length > 0) {

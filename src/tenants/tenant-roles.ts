@@ -63,6 +63,15 @@ function boundTenant(table: LifecycleTable): string {
   return `${quoteIdent(table.column)} = ${table.columnType === 'text' ? mapped : `${mapped}::${table.columnType}`}`
 }
 
+/**
+ * Two creates at once would race on the schema, the mapping table and the group role, and
+ * deadlock on the tables the install puts policies on: one at a time, from the start of its
+ * transaction (before it writes the registry).
+ */
+export async function lockTenantRoles(database: LifecycleDatabase): Promise<void> {
+  await database.client.query(`SELECT pg_advisory_xact_lock(hashtext('prisma_tenancy.install_tenant_roles'))`)
+}
+
 const privileges = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'] as const
 
 /**
@@ -86,12 +95,15 @@ export async function installTenantRoles(database: LifecycleDatabase, appRole: s
     throw new TenancyError('CONFIG_INVALID', `The application role ${appRole} does not exist. Pass --app-role with the role your application connects as: tenant roles get exactly its privileges.`, { details: { appRole } })
   }
   const group = groupRoleName(database.database)
+  await lockTenantRoles(database)
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${LIFECYCLE_SCHEMA}`)
-  await client.query(`CREATE TABLE IF NOT EXISTS ${TENANT_ROLE_TABLE} (role name PRIMARY KEY, tenant_id text NOT NULL UNIQUE)`)
-  await client.query(`ALTER TABLE ${TENANT_ROLE_TABLE} ENABLE ROW LEVEL SECURITY`)
-  await client.query(`ALTER TABLE ${TENANT_ROLE_TABLE} FORCE ROW LEVEL SECURITY`)
-  await client.query(`DROP POLICY IF EXISTS own_mapping ON ${TENANT_ROLE_TABLE}`)
-  await client.query(`CREATE POLICY own_mapping ON ${TENANT_ROLE_TABLE} AS PERMISSIVE FOR SELECT TO PUBLIC USING (role = session_user)`)
+  if (!(await hasTenantRoles(database))) {
+    await client.query(`CREATE TABLE ${TENANT_ROLE_TABLE} (role name PRIMARY KEY, tenant_id text NOT NULL UNIQUE)`)
+    await client.query(`ALTER TABLE ${TENANT_ROLE_TABLE} ENABLE ROW LEVEL SECURITY`)
+    await client.query(`ALTER TABLE ${TENANT_ROLE_TABLE} FORCE ROW LEVEL SECURITY`)
+    // Every tenant role's policy reads the mapping: it sees its own row only, and no policy lets it write.
+    await client.query(`CREATE POLICY own_mapping ON ${TENANT_ROLE_TABLE} AS PERMISSIVE FOR SELECT TO PUBLIC USING (role = session_user)`)
+  }
   if ((await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [group])).rowCount !== 1) {
     await client.query(`CREATE ROLE ${quoteIdent(group)} NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE`)
   }
