@@ -34,6 +34,13 @@ export const tenancyErrorCodes = [
   'ADOPT_UNSUPPORTED_CHANGE',
   'ADOPT_DATA_CONFLICT',
   'ADOPT_BATCH_SIZE_REQUIRED',
+  // Tenant lifecycle (tenant create / list / remove / export / import / rotate)
+  'TENANT_UNKNOWN',
+  'TENANT_EXISTS',
+  'CONFIRMATION_REQUIRED',
+  'IMPORT_INVALID',
+  'REMOVE_INTERRUPTED',
+  'REMOVE_INCOMPLETE',
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',

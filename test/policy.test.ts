@@ -14,6 +14,7 @@ import { classifyModels } from '../src/policy/classify-models.js'
 import { renderPolicyMigration } from '../src/policy/policy-sql.js'
 import { parseDatamodel } from '../src/policy/prisma-schema.js'
 import { useTestDatabase } from '../src/testing/index.js'
+import { inRolledBackTenant } from './support/tenants.js'
 
 const db = await useTestDatabase()
 
@@ -21,15 +22,7 @@ type Tenant = string | null
 
 /** Runs work as the application role in a transaction with the tenant set (null: never set), then rolls back. */
 async function asTenant<T>(tenant: Tenant, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  return withClient(db.appUrl, async (client) => {
-    await client.query('BEGIN')
-    try {
-      if (tenant !== null) await client.query("SELECT set_config('app.current_tenant', $1, true)", [tenant])
-      return await work(client)
-    } finally {
-      await client.query('ROLLBACK')
-    }
-  })
+  return inRolledBackTenant(db.appUrl, tenant, work)
 }
 
 async function errorCode(promise: Promise<unknown>): Promise<string | undefined> {
@@ -123,8 +116,21 @@ describe('the generated policies, as the application role', () => {
   })
 
   it('leaves shared tables without row-level security', async () => {
-    const tenants = await asTenant(null, async (client) => (await client.query(`SELECT id FROM "Tenant" ORDER BY id`)).rows)
-    expect(tenants).toEqual([{ id: 'a' }, { id: 'b' }])
+    const countries = await asTenant(null, async (client) => (await client.query(`SELECT count(*)::int AS n FROM "Country"`)).rows)
+    expect(countries).toEqual([{ n: 0 }])
+  })
+
+  it('shows a tenant its own registry row only, and none without a tenant', async () => {
+    expect(await asTenant('a', async (client) => (await client.query(`SELECT id FROM "Tenant" ORDER BY id`)).rows)).toEqual([{ id: 'a' }])
+    expect(await asTenant(null, async (client) => (await client.query(`SELECT id FROM "Tenant"`)).rowCount)).toBe(0)
+  })
+
+  it('lets the application role insert, update or delete no registry row, its own included', async () => {
+    expect(await errorCode(asTenant('c', (client) => client.query(`INSERT INTO "Tenant" (id, name) VALUES ('c', 'c')`)))).toBe('42501')
+    expect(await asTenant('a', async (client) => (await client.query(`UPDATE "Tenant" SET name = 'x'`)).rowCount)).toBe(0)
+    expect(await asTenant('a', async (client) => (await client.query(`DELETE FROM "Tenant"`)).rowCount)).toBe(0)
+    const names = await withClient(db.adminUrl, async (client) => (await client.query(`SELECT id, name FROM "Tenant" ORDER BY id`)).rows)
+    expect(names).toEqual([{ id: 'a', name: 'a' }, { id: 'b', name: 'b' }])
   })
 })
 
@@ -141,8 +147,9 @@ function render(schema: string, appRole: string | null = null): string {
     setting: defaults.setting,
     appRole,
     tenantTables: analysis.tenantTables,
-    sharedTables: appRole === null ? [] : analysis.sharedTables,
+    sharedTables: appRole === null ? [] : analysis.sharedTables.filter((table) => table.model !== analysis.registry?.model),
     liftedTables: [],
+    registry: analysis.registry,
   })
 }
 
@@ -166,7 +173,7 @@ describe('the committed policy migration', () => {
       { table: 'Comment', rls: true, forced: true, policies },
       { table: 'Country', rls: false, forced: false, policies: null },
       { table: 'Project', rls: true, forced: true, policies },
-      { table: 'Tenant', rls: false, forced: false, policies: null },
+      { table: 'Tenant', rls: true, forced: true, policies: 'tenancy_registry_read:permissive:r' },
       { table: 'project_members', rls: true, forced: true, policies },
       { table: 'tasks', rls: true, forced: true, policies },
     ])
@@ -177,7 +184,10 @@ describe('the committed policy migration', () => {
     expect(folders).toHaveLength(1)
     const committed = await readFile(join('prisma/migrations', folders[0] ?? '', 'migration.sql'), 'utf8')
     const analysis = classifyModels(parseDatamodel([{ path: 'schema.prisma', content: await exampleSchema() }]), defaults)
-    expect(committed).toBe(renderPolicyMigration({ ...defaults, appRole: null, tenantTables: analysis.tenantTables, sharedTables: [], liftedTables: [] }))
+    expect(committed).toBe(renderPolicyMigration({ ...defaults, appRole: null, tenantTables: analysis.tenantTables, sharedTables: [], liftedTables: [], registry: null }))
+    const registryFolder = (await readdir('prisma/migrations')).find((name) => name.endsWith('_tenant_registry'))
+    const registryScript = await readFile(join('prisma/migrations', registryFolder ?? '', 'migration.sql'), 'utf8')
+    expect(registryScript).toBe(renderPolicyMigration({ ...defaults, appRole: null, tenantTables: [], sharedTables: [], liftedTables: [], registry: analysis.registry }))
   })
 
   it('narrows to the tenant through the tenant index: the setting is an index condition, read once per scan, not a per-row filter', async () => {
@@ -216,21 +226,21 @@ describe('the generated SQL', () => {
       expect(left).toEqual({ n: 0 })
       await withClient(url, (client) => client.query(scripts.join('\n')))
       const policies = await withClient(url, async (client) => (await client.query(`SELECT count(*)::int AS n FROM pg_policy`)).rows[0])
-      expect(policies).toEqual({ n: 8 })
+      expect(policies).toEqual({ n: 9 })
     } finally {
       await dropDatabase(db.adminUrl, name)
     }
   })
 
   it('can run twice: every statement is idempotent', async () => {
-    const folder = (await readdir('prisma/migrations')).find((entry) => entry.endsWith('_rls')) ?? ''
-    const script = await readFile(join('prisma/migrations', folder, 'migration.sql'), 'utf8')
+    const folders = (await readdir('prisma/migrations')).filter((entry) => entry.endsWith('_rls') || entry.endsWith('_tenant_registry'))
+    const scripts = await Promise.all(folders.map((folder) => readFile(join('prisma/migrations', folder, 'migration.sql'), 'utf8')))
     await withClient(db.adminUrl, async (client) => {
       await client.query('BEGIN')
       try {
-        await client.query(script)
+        await client.query(scripts.join('\n'))
         const { rows } = await client.query(`SELECT count(*)::int AS n FROM pg_policy`)
-        expect(rows[0]).toEqual({ n: 8 })
+        expect(rows[0]).toEqual({ n: 9 })
       } finally {
         await client.query('ROLLBACK')
       }
@@ -259,8 +269,9 @@ describe('the generated SQL', () => {
       setting: defaults.setting,
       appRole: 'tenancy_app',
       tenantTables: analysis.tenantTables,
-      sharedTables: analysis.sharedTables,
+      sharedTables: analysis.sharedTables.filter((table) => table.model !== analysis.registry?.model),
       liftedTables: [],
+      registry: analysis.registry,
       revokeTemporary: true,
       signed: true,
       createSignedContext: true,
@@ -568,7 +579,7 @@ describe('prisma-tenancy generate', () => {
     const project = await copyExampleProject()
     const result = await runCliCaptured(['generate', '--check', '--schema', project.schema, '--migrations', project.migrations])
     expect(result.code).toBe(0)
-    expect(result.stderr).toContain('shared Tenant: no tenantId field')
+    expect(result.stderr).toContain('shared Tenant: tenant registry (id column id)')
     expect(result.stderr).toContain('tenant ProjectMember (table project_members): has tenantId (column tenant_id, text)')
   })
 
@@ -603,6 +614,7 @@ describe('prisma-tenancy generate', () => {
       'GRANT SELECT ON "Country" TO "tenancy_app";',
       'GRANT SELECT ON "Tenant" TO "tenancy_app";',
     ])
+    expect(script).toContain('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON "Tenant" FROM "tenancy_app";')
     expect((await runCliCaptured(['generate', '--check', ...options, '--app-role', 'tenancy_app'])).code).toBe(0)
     expect((await runCliCaptured(['generate', '--check', ...options])).code).toBe(0)
     expect((await runCliCaptured(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)

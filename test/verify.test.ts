@@ -379,14 +379,14 @@ describe('the behavioural probes catch what the catalogs cannot prove', () => {
 })
 
 describe('probe rows', () => {
-  it('take an existing row of a shared lookup table the application role cannot write', async () => {
+  it('take an existing row of a shared lookup table the connecting user cannot write', async () => {
     const { database } = await brokenDatabase(
       `INSERT INTO "Country" (code, name) VALUES ('nl', 'Netherlands');
        INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme');
        ALTER TABLE "Project" ADD COLUMN country_code text NOT NULL REFERENCES "Country" (code);
        ALTER TABLE "Project" DROP CONSTRAINT "Project_tenant_id_fkey"`,
     )
-    const report = await verify({ databaseUrl: database.appUrl })
+    const report = await verify({ databaseUrl: database.adminUrl, role: database.appRole.name })
     expect(report.probedTables).toContain('public.Project')
     expect(report.results.filter((result) => result.status === 'fail')).toEqual([])
   })

@@ -15,7 +15,8 @@ export const processIo: CliIo = {
 /** Exit codes: 0 success, 1 a check or migration failed, 2 usage, configuration or connection errors. */
 export const exitCodes = { ok: 0, failed: 1, usage: 2 } as const
 
-const failureCodes = new Set(['MIGRATION_FAILED'])
+// Work that started and did not finish exits 1; refusals of bad input, 2.
+const failureCodes = new Set(['MIGRATION_FAILED', 'REMOVE_INTERRUPTED', 'REMOVE_INCOMPLETE'])
 
 /** The version in our package.json (src/cli and dist/cli are both two levels below it). */
 export function packageVersion(): string {

@@ -6,6 +6,7 @@ import { generateCommand } from './commands/generate.js'
 import { initCommand } from './commands/init.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
 import { signingKeySetCommand } from './commands/signing-key.js'
+import { tenantCreateCommand, tenantExportCommand, tenantImportCommand, tenantListCommand, tenantRemoveCommand, tenantRotateCommand } from './commands/tenant.js'
 import { verifyCommand } from './commands/verify.js'
 import { exitCodes, formatError, packageVersion, processIo, type CliIo } from './output.js'
 
@@ -105,6 +106,42 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .action((options) => {
       select((cliIo) => signingKeySetCommand(options, cliIo))
     })
+
+  // The tenant lifecycle: every subcommand connects with the admin URL and reads the schema for the registry and tenant tables.
+  const tenant = program.command('tenant').description('tenant lifecycle: create, list, remove, export, import, rotate credentials (as an admin role)')
+  const lifecycle = (command: Command) => jsonOption(tenantOptions(databaseOption(schemaOptions(command))))
+  lifecycle(tenant.command('create <id>').description('register a tenant (idempotent; a rerun repairs what is missing)'))
+    .option('--data <json>', "the registry row's other fields, as a JSON object")
+    .option('--credentials', "also create the tenant's own login role; prints its connection string once, on stdout")
+    .option('--app-role <role>', 'with --credentials: the application role, whose table privileges the tenant role gets')
+    .action((id: string, options) => {
+      select((cliIo) => tenantCreateCommand(id, options, cliIo))
+    })
+  lifecycle(tenant.command('list').description('every tenant: id, created, whether it has credentials'))
+    .option('--rows', 'also count its rows per tenant table')
+    .action((options) => {
+      select((cliIo) => tenantListCommand(options, cliIo))
+    })
+  lifecycle(tenant.command('remove <id>').description('delete every row of a tenant in batches (resumable), then its registry row and login role'))
+    .option('--yes', 'confirm: without it nothing is changed')
+    .option('--batch-size <n>', 'rows deleted per transaction', '1000')
+    .action((id: string, options) => {
+      select((cliIo) => tenantRemoveCommand(id, options, cliIo))
+    })
+  lifecycle(tenant.command('export <id>').description("stream a tenant's rows as JSON Lines"))
+    .option('--out <file>', 'write to this file (default: stdout)')
+    .action((id: string, options) => {
+      select((cliIo) => tenantExportCommand(id, options, cliIo))
+    })
+  lifecycle(tenant.command('import <file>').description('load an export in one transaction'))
+    .option('--as <id>', 'import under this tenant id')
+    .option('--replace', 'replace the tenant if it exists')
+    .action((file: string, options) => {
+      select((cliIo) => tenantImportCommand(file, options, cliIo))
+    })
+  lifecycle(tenant.command('rotate <id>').description("new password for a tenant's login role; prints its connection string once, on stdout")).action((id: string, options) => {
+    select((cliIo) => tenantRotateCommand(id, options, cliIo))
+  })
 
   return program
 }

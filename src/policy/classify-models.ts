@@ -3,6 +3,8 @@ import type { Datamodel, DmmfField, DmmfModel } from './prisma-schema.js'
 
 /** The doc comment that declares a model with the tenant field shared anyway: `/// @tenancy.shared`. */
 export const SHARED_MARKER = '@tenancy.shared'
+/** The doc comment that names the tenant registry when it is not the model `Tenant`: `/// @tenancy.registry`. */
+export const REGISTRY_MARKER = '@tenancy.registry'
 
 export type TenantColumnType = 'text' | 'uuid' | 'integer' | 'bigint'
 
@@ -33,6 +35,14 @@ export interface TenantTable extends TableName {
   sequenceColumns: string[]
 }
 
+/** The tenant registry: one row per tenant, whose id is the tenant id. A shared table that a tenant reads its own row of only. */
+export interface RegistryTable extends TableName {
+  model: string
+  /** The id column (the tenant id). */
+  column: string
+  columnType: TenantColumnType
+}
+
 export type FindingCode =
   | 'TENANT_DEFAULT_MISSING'
   | 'TENANT_INDEX_MISSING'
@@ -54,6 +64,8 @@ export interface SchemaAnalysis {
   models: ModelClassification[]
   tenantTables: TenantTable[]
   sharedTables: SharedTable[]
+  /** The tenant registry (also listed in sharedTables), or null when the schema has none. */
+  registry: RegistryTable | null
   findings: Finding[]
 }
 
@@ -84,6 +96,31 @@ function columnName(field: DmmfField): string {
 
 function isMarkedShared(model: DmmfModel): boolean {
   return (model.documentation ?? '').split(/\s+/).includes(SHARED_MARKER)
+}
+
+/**
+ * The registry is the model marked `/// @tenancy.registry`, else the model named
+ * `Tenant`. It must be shared (its rows are tenants, not rows of one) and have a
+ * single-field id, which is the tenant id.
+ */
+function findRegistry(datamodel: Datamodel, tenantModels: Set<string>): RegistryTable | null {
+  const marked = datamodel.models.filter((model) => (model.documentation ?? '').split(/\s+/).includes(REGISTRY_MARKER))
+  if (marked.length > 1) {
+    throw new TenancyError('SCHEMA_INVALID', `Several models are marked ${REGISTRY_MARKER} (${marked.map((model) => model.name).join(', ')}); there is one tenant registry. Keep the marker on one model.`)
+  }
+  const model = marked[0] ?? datamodel.models.find((candidate) => candidate.name === 'Tenant')
+  if (model === undefined) return null
+  if (tenantModels.has(model.name)) {
+    if (marked.length === 0) return null // A tenant model that happens to be named Tenant: not a registry.
+    throw new TenancyError('SCHEMA_INVALID', `${model.name} is marked ${REGISTRY_MARKER} but has the tenant field, which makes it a tenant table. Remove the tenant field from the registry model, or the marker.`)
+  }
+  const ids = model.fields.filter((field) => field.isId === true)
+  const id = ids[0]
+  if (ids.length !== 1 || id === undefined) {
+    if (marked.length === 0) return null
+    throw new TenancyError('SCHEMA_INVALID', `The tenant registry ${model.name} needs a single-field @id holding the tenant id. Give it one, e.g. \`id String @id\`.`)
+  }
+  return { model: model.name, ...tableName(model), column: columnName(id), columnType: tenantColumnType(model, id) }
 }
 
 function tenantColumnType(model: DmmfModel, field: DmmfField): TenantColumnType {
@@ -208,5 +245,10 @@ export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): 
 
   // Code-point order, not locale order: the generated SQL must be the same on every machine.
   const order = (a: TableName, b: TableName) => (qualifiedName(a) < qualifiedName(b) ? -1 : qualifiedName(a) > qualifiedName(b) ? 1 : 0)
-  return { models, tenantTables: tenantTables.sort(order), sharedTables: sharedTables.sort(order), findings }
+  const registry = findRegistry(datamodel, tenantModels)
+  if (registry !== null) {
+    const entry = models.find((model) => model.model === registry.model)
+    if (entry !== undefined) entry.reason = `tenant registry (id column ${registry.column})`
+  }
+  return { models, tenantTables: tenantTables.sort(order), sharedTables: sharedTables.sort(order), registry, findings }
 }

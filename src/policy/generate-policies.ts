@@ -86,7 +86,7 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
   const findings = [...analysis.findings]
   const pending: PendingTable[] = []
   const signed = options.signed === true
-  const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [], signed }
+  const plan: PolicyPlan = { setting, appRole: appRole ?? null, tenantTables: [], sharedTables: [], liftedTables: [], signed, registry: null }
   if (appRole !== undefined && !history.revokedTemporary.has(appRole)) {
     plan.revokeTemporary = true
     pending.push({ table: DATABASE, model: '', reason: 'database', detail: `TEMPORARY not revoked from PUBLIC and ${appRole} yet` })
@@ -96,19 +96,23 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
     pending.push({ table: DATABASE, model: '', reason: 'database', detail: `no ${SIGNED_TENANT_FUNCTION}() and key table yet` })
   }
 
+  // Policies can only follow a table's CREATE TABLE: a table no migration creates yet is reported, not written.
+  const notMigrated = (table: TableName & { model: string }): boolean => {
+    if (history.creates(table)) return false
+    const name = qualifiedName(table)
+    pending.push({ table: name, model: table.model, reason: 'not-migrated', detail: `no migration creates ${name} yet` })
+    findings.push({
+      code: 'TABLE_NOT_MIGRATED',
+      model: table.model,
+      table: name,
+      message: `No migration creates ${name} yet, and its policies can only follow its CREATE TABLE.`,
+      fix: 'Run `prisma-tenancy migrate dev --name <name>` first, then `prisma-tenancy generate`.',
+    })
+    return true
+  }
+
   const include = (table: TenantTable, reason: PendingReason, detail: string) => {
-    if (!history.creates(table)) {
-      const name = qualifiedName(table)
-      pending.push({ table: name, model: table.model, reason: 'not-migrated', detail: `no migration creates ${name} yet` })
-      findings.push({
-        code: 'TABLE_NOT_MIGRATED',
-        model: table.model,
-        table: name,
-        message: `No migration creates ${name} yet, and its policies can only follow its CREATE TABLE.`,
-        fix: 'Run `prisma-tenancy migrate dev --name <name>` first, then `prisma-tenancy generate`.',
-      })
-      return
-    }
+    if (notMigrated(table)) return
     pending.push({ table: qualifiedName(table), model: table.model, reason, detail })
     plan.tenantTables.push(table)
   }
@@ -139,7 +143,10 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
     else if (appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)) include(table, 'grant', `no grants to ${appRole} yet`)
   }
 
+  const registry = analysis.registry
   for (const table of analysis.sharedTables) {
+    // The registry's grants are its own block's (it also revokes writes), planned below.
+    if (registry !== null && tableKey(table) === tableKey(registry)) continue
     const recorded = history.tables.get(tableKey(table))
     const name = qualifiedName(table)
     if (recorded?.record.kind === 'tenant') {
@@ -161,6 +168,22 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
     if (appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)) {
       pending.push({ table: name, model: table.model, reason: 'grant', detail: `no read grant to ${appRole} yet` })
       plan.sharedTables.push(table)
+    }
+  }
+  if (registry !== null) {
+    const recorded = history.registries.get(tableKey(registry))
+    const record = recorded?.record
+    const detail =
+      record === undefined
+        ? 'the tenant registry is not protected yet'
+        : record.column !== registry.column || record.type !== registry.columnType || record.setting !== setting
+          ? `registry id column or setting changed (${record.column} ${record.type} ${record.setting} → ${registry.column} ${registry.columnType} ${setting})`
+          : appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)
+            ? `no read grant to ${appRole} yet`
+            : null
+    if (detail !== null && !notMigrated(registry)) {
+      pending.push({ table: qualifiedName(registry), model: registry.model, reason: record === undefined ? 'missing' : appRole !== undefined && detail.startsWith('no read') ? 'grant' : 'changed', detail })
+      plan.registry = registry
     }
   }
   return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan }
@@ -187,7 +210,7 @@ export async function generatePolicies(options: GeneratePoliciesOptions = {}): P
   let created: string | null = null
   // The policies' comparison needs an index leading with the tenant column (README, How it works).
   const indexMissing = planned.findings.some((finding) => finding.code === 'TENANT_INDEX_MISSING')
-  if (!indexMissing && planned.pending.some((table) => table.reason !== 'not-migrated')) {
+  if (!indexMissing && (planned.pending.some((table) => table.reason !== 'not-migrated') || plan.registry !== null)) {
     created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), renderPolicyMigration(plan))
   }
   const pending = planned.pending.filter((table) => table.reason === 'not-migrated')

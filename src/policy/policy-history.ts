@@ -3,19 +3,20 @@ import { readMigrationsDirectory } from '../migrate/migrations-directory.js'
 import type { TableName } from './classify-models.js'
 import { RECORD_PREFIX, type DatabaseRecord, type PolicyRecord } from './policy-sql.js'
 
+const tenantColumnRecord = {
+  schema: z.string().nullable(),
+  table: z.string(),
+  column: z.string(),
+  type: z.enum(['text', 'uuid', 'integer', 'bigint']),
+  setting: z.string(),
+  grants: z.array(z.string()),
+}
+
 const recordSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('tenant'),
-    schema: z.string().nullable(),
-    table: z.string(),
-    column: z.string(),
-    type: z.enum(['text', 'uuid', 'integer', 'bigint']),
-    setting: z.string(),
-    grants: z.array(z.string()),
-    signed: z.boolean().optional(),
-  }),
+  z.object({ kind: z.literal('tenant'), ...tenantColumnRecord, signed: z.boolean().optional() }),
   z.object({ kind: z.literal('database'), revokedTemporary: z.array(z.string()), signed: z.boolean() }),
   z.object({ kind: z.literal('shared'), schema: z.string().nullable(), table: z.string(), grants: z.array(z.string()) }),
+  z.object({ kind: z.literal('registry'), ...tenantColumnRecord }),
 ])
 
 export interface RecordedPolicy {
@@ -33,6 +34,8 @@ export interface PolicyHistory {
   revokedTemporary: Set<string>
   /** Whether an earlier migration created the signed context's key table and function. */
   signedContext: boolean
+  /** The latest registry protection per table (kept apart: a later grant-only record must not hide it). */
+  registries: Map<string, RecordedPolicy & { record: Extract<PolicyRecord, { kind: 'registry' }> }>
   /** Whether some migration creates the table (policies can only follow its CREATE TABLE). */
   creates(table: TableName): boolean
 }
@@ -71,6 +74,7 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
   const tables = new Map<string, RecordedPolicy>()
   const revokedTemporary = new Set<string>()
   let signedContext = false
+  const registries: PolicyHistory['registries'] = new Map()
   const scripts: string[] = []
   for (const directory of list.migrationDirectories) {
     if (directory.migrationFile.content.tag !== 'ok') continue
@@ -86,6 +90,12 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
         continue
       }
       const key = tableKey(parsed)
+      if (parsed.kind === 'registry') {
+        const grants = registries.get(key)?.grants ?? new Set<string>()
+        for (const role of parsed.grants) grants.add(role)
+        registries.set(key, { record: parsed, migration: directory.path, grants })
+        continue
+      }
       const grants = tables.get(key)?.grants ?? new Set<string>()
       for (const role of parsed.grants) grants.add(role)
       tables.set(key, { record: parsed, migration: directory.path, grants })
@@ -95,6 +105,7 @@ export async function readPolicyHistory(migrationsDir: string): Promise<PolicyHi
     tables,
     revokedTemporary,
     signedContext,
+    registries,
     creates(table) {
       const name = `${table.schema === null ? '' : `${identifierPattern(table.schema)}\\s*\\.\\s*`}${identifierPattern(table.table)}`
       const pattern = new RegExp(`CREATE\\s+TABLE\\s+(?:IF\\s+NOT\\s+EXISTS\\s+)?${name}\\s*\\(`, 'i')

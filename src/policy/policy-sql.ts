@@ -1,11 +1,13 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import type { TableName, TenantColumnType, TenantTable } from './classify-models.js'
+import type { RegistryTable, TableName, TenantColumnType, TenantTable } from './classify-models.js'
 import { semicolonFreeLiteral, signedContextStatements, signedTenantExpression } from './signed-context.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
 export const ISOLATION_POLICY = 'tenancy_isolation'
 export const ACCESS_POLICY = 'tenancy_access'
+/** The registry's one policy: a tenant reads its own row. */
+export const REGISTRY_POLICY = 'tenancy_registry_read'
 
 /** The machine-readable line a generated migration carries for each table it covers. */
 export const RECORD_PREFIX = '-- prisma-tenancy:table '
@@ -14,6 +16,7 @@ export type PolicyRecord =
   | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
   | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
   | DatabaseRecord
+  | { kind: 'registry'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
 
 /** What a migration did to the database as a whole: TEMPORARY revoked from these roles (and PUBLIC), the signed context created. */
 export interface DatabaseRecord {
@@ -37,6 +40,8 @@ export interface PolicyPlan {
   signed?: boolean | undefined
   /** Create the signed context's key table and function (not done by an earlier migration yet). */
   createSignedContext?: boolean | undefined
+  /** The tenant registry, when its protection is not in the migrations yet. */
+  registry: RegistryTable | null
 }
 
 export function quoteTable({ schema, table }: TableName): string {
@@ -168,6 +173,29 @@ function databaseBlock(plan: PolicyPlan): string[][] {
   return blocks
 }
 
+function registryBlock(table: RegistryTable, plan: PolicyPlan): string[] {
+  const name = quoteTable(table)
+  const lines = [
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}) is the tenant registry: a tenant reads its own row only, and`,
+    '-- no policy lets anyone subject to row-level security write it. Rows are created and removed as the admin role',
+    '-- (`prisma-tenancy tenant create` / `tenant remove`), which is a superuser or BYPASSRLS.',
+    `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
+    `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
+    `DROP POLICY IF EXISTS ${REGISTRY_POLICY} ON ${name};`,
+    `CREATE POLICY ${REGISTRY_POLICY} ON ${name} AS PERMISSIVE FOR SELECT TO PUBLIC`,
+    `  USING (${tenantPredicate(table.column, table.columnType, plan.setting)});`,
+  ]
+  if (plan.appRole !== null) {
+    const role = quoteIdent(plan.appRole)
+    lines.push(
+      '-- The application role reads its tenant\'s row, and writing the registry is the lifecycle\'s job.',
+      `GRANT SELECT ON ${name} TO ${role};`,
+      `REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ${name} FROM ${role};`,
+    )
+  }
+  return lines
+}
+
 function sharedBlock(table: TableName, appRole: string): string[] {
   const name = quoteTable(table)
   return [
@@ -184,9 +212,10 @@ function sharedBlock(table: TableName, appRole: string): string[] {
  */
 export function renderPolicyMigration(plan: PolicyPlan): string {
   const role = plan.appRole
+  const registry = plan.registry === null ? [] : [plan.registry]
   assertOneLineNames([
-    ...[...plan.tenantTables, ...plan.sharedTables, ...plan.liftedTables].flatMap((table) => [table.schema ?? '', table.table]),
-    ...plan.tenantTables.map((table) => table.column),
+    ...[...plan.tenantTables, ...plan.sharedTables, ...plan.liftedTables, ...registry].flatMap((table) => [table.schema ?? '', table.table]),
+    ...[...plan.tenantTables, ...registry].map((table) => table.column),
     role ?? '',
   ])
   const database: PolicyRecord[] =
@@ -198,6 +227,7 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
     ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role, plan.signed === true)),
     ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedRecordFor(table, role))),
+    ...registry.map((table): PolicyRecord => ({ kind: 'registry', schema: table.schema, table: table.table, column: table.column, type: table.columnType, setting: plan.setting, grants: role === null ? [] : [role] })),
   ]
   const sections = [
     [
@@ -210,6 +240,7 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
     ...plan.tenantTables.map((table) => tenantBlock(table, plan)),
     ...plan.liftedTables.map(liftBlock),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedBlock(table, role))),
+    ...registry.map((table) => registryBlock(table, plan)),
   ]
   const script = `${sections.map((lines) => lines.join('\n')).join('\n\n')}\n`
   assertSplitsAtSemicolons(script)

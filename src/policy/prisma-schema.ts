@@ -10,6 +10,7 @@ export interface DmmfField {
   type: string
   isList: boolean
   isRequired: boolean
+  isId?: boolean
   nativeType?: [string, string[]] | null
   default?: unknown
   relationFromFields?: string[]

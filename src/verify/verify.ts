@@ -10,6 +10,7 @@ import { readCatalog, roleExists } from './catalog.js'
 import { runProbes } from './probes.js'
 import { probeCoverage, summarise, tableVerdicts, type VerifyReport } from './report.js'
 import { qualify, runStaticChecks, type TableRef } from './static-checks.js'
+import { checkTenantRoles } from './tenant-roles.js'
 
 export interface VerifyOptions extends ProjectOptions {
   /**
@@ -77,6 +78,8 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
       return { ...resolve(table.schema, table.table, null), ...(key === undefined ? {} : { registry: { key } }) }
     })
     const results = runStaticChecks(catalog, tenantTables, sharedTables, setting)
+    const registry = analysis.registry === null ? null : resolve(analysis.registry.schema, analysis.registry.table, analysis.registry.column)
+    results.push(...(await checkTenantRoles(client, role, tenantTables, sharedTables, registry)))
     const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting)
     results.push(...probes.results)
     if (options.probes !== false) results.push(...probeCoverage(probes.probed, tenantTables.map((table) => qualify(table.schema, table.table)), role, catalog.sessionUser))

@@ -1,0 +1,187 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { finished } from 'node:stream/promises'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { withClient } from '../src/database/admin.js'
+import { isTenancyError } from '../src/errors.js'
+import { createTestDatabase, type TestDatabase } from '../src/testing/index.js'
+import { createTenant } from '../src/tenants/create-tenant.js'
+import { exportTenant } from '../src/tenants/export-tenant.js'
+import { importTenant } from '../src/tenants/import-tenant.js'
+import { runCliCaptured } from './support/cli.js'
+import { copyExampleProject } from './support/example-project.js'
+
+const server = inject('prismaTenancy')
+const databases: TestDatabase[] = []
+afterAll(async () => {
+  for (const database of databases) await database.drop()
+})
+
+// A tenant table with every type that must survive the round trip.
+const ledgerModel = `
+model Ledger {
+  id       String   @id
+  tenantId String   @default(dbgenerated("current_setting('app.current_tenant'::text, true)")) @map("tenant_id")
+  amount   Decimal  @db.Decimal(30, 10)
+  big      BigInt
+  meta     Json
+  blob     Bytes
+  at       DateTime @db.Timestamptz(6)
+  day      DateTime @db.Date
+  tags     String[]
+  nums     Int[]
+  ratio    Float
+  note     String?
+
+  @@index([tenantId])
+}
+`
+const ledgerTable = `CREATE TABLE "Ledger" (id text PRIMARY KEY, tenant_id text NOT NULL DEFAULT current_setting('app.current_tenant'::text, true), amount numeric(30,10) NOT NULL, big bigint NOT NULL, meta jsonb NOT NULL, blob bytea NOT NULL, at timestamptz(6) NOT NULL, day date NOT NULL, tags text[], nums integer[], ratio double precision NOT NULL, note text);
+  CREATE INDEX ON "Ledger" (tenant_id)`
+const tables = [
+  { table: 'Tenant', column: 'id' },
+  { table: 'Project', column: 'tenant_id' },
+  { table: 'tasks', column: 'tenant_id' },
+  { table: 'Comment', column: 'tenant_id' },
+  { table: 'project_members', column: 'tenant_id' },
+  { table: 'Ledger', column: 'tenant_id' },
+]
+
+let schema = ''
+let exportFile = ''
+let source: TestDatabase
+
+async function database(): Promise<TestDatabase> {
+  const created = await createTestDatabase(server)
+  databases.push(created)
+  await withClient(created.adminUrl, (client) => client.query(ledgerTable))
+  return created
+}
+
+/** Every row of the tenant, table by table, without the tenant column, in a stable order: equal rows, equal text. */
+async function rowsOf(url: string, tenant: string): Promise<Record<string, string[]>> {
+  return withClient(url, async (client) => {
+    const result: Record<string, string[]> = {}
+    for (const { table, column } of tables) {
+      const { rows } = await client.query<{ row: string }>(`SELECT (to_jsonb(t) - $2)::text AS row FROM "${table}" t WHERE "${column}" = $1 ORDER BY 1`, [tenant, column])
+      result[table] = rows.map((row) => row.row)
+    }
+    return result
+  })
+}
+
+async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => (isTenancyError(error) ? error.code : String(error)),
+  )
+}
+
+beforeAll(async () => {
+  const project = await copyExampleProject()
+  schema = project.schema
+  await writeFile(schema, `${await readFile(schema, 'utf8')}${ledgerModel}`)
+  exportFile = join(project.dir, 'acme.jsonl')
+  source = await database()
+  for (const tenant of ['acme', 'other']) {
+    await createTenant(tenant, { databaseUrl: source.adminUrl, schema, data: { name: `Name of ${tenant}` } })
+    await withClient(source.adminUrl, async (client) => {
+      await client.query(`INSERT INTO "Project" (id, tenant_id, name, country) VALUES ($1 || '-p', $1, 'Roadmap "2027"', NULL)`, [tenant])
+      await client.query(`INSERT INTO "tasks" (id, tenant_id, project_id, title, done) VALUES ($1 || '-t', $1, $1 || '-p', E'line\\nbreak', true)`, [tenant])
+      await client.query(`INSERT INTO "Comment" (id, tenant_id, task_id, body) VALUES ($1 || '-c', $1, $1 || '-t', 'ünïcödé ✓')`, [tenant])
+      await client.query(`INSERT INTO "project_members" (tenant_id, project_id, user_email) VALUES ($1, $1 || '-p', 'a@example.com')`, [tenant])
+      await client.query(
+        `INSERT INTO "Ledger" (id, tenant_id, amount, big, meta, blob, at, day, tags, nums, ratio, note) VALUES
+           ($1 || '-l1', $1, '12345678901234567890.0123456789', 9223372036854775807, '{"a": [1, 2.50, {"b": null}], "s": "é\\n"}', '\\x00ff10', '2026-01-02 03:04:05.123456+05:30', '2026-02-28', ARRAY['a,b', 'c"d', NULL], '{1,-2}', 0.1, NULL),
+           ($1 || '-l2', $1, '-0.0000000001', -9223372036854775808, '[]', '\\x', '1970-01-01 00:00:00+00', '0001-01-01', '{}', NULL, 1e-300, 'x')`,
+        [tenant],
+      )
+    })
+  }
+  const output = createWriteStream(exportFile)
+  await exportTenant('acme', { databaseUrl: source.adminUrl, schema, output, fetchSize: 1 })
+  output.end()
+  await finished(output)
+})
+
+describe('tenant export', () => {
+  it('writes a header with tables, migration and row counts, then one line per row of that tenant only', async () => {
+    const lines = (await readFile(exportFile, 'utf8')).trimEnd().split('\n')
+    const header = JSON.parse(lines[0]!) as { tenant: string; migration: string; tables: { table: string; rows: number }[] }
+    expect(header.tenant).toBe('acme')
+    expect(header.migration).toMatch(/_tenant_registry$/)
+    expect(header.tables.map((table) => [table.table, table.rows])).toEqual([
+      ['public.Tenant', 1],
+      ['public.Ledger', 2],
+      ['public.Project', 1],
+      ['public.project_members', 1],
+      ['public.tasks', 1],
+      ['public.Comment', 1],
+    ])
+    expect(lines).toHaveLength(1 + 7)
+    expect(lines.slice(1).every((line) => !line.includes('other'))).toBe(true)
+  })
+
+  it('through the CLI writes the same rows to --out and the summary with --json; an unknown tenant exits 2', async () => {
+    const file = `${exportFile}.cli`
+    const result = await runCliCaptured(['tenant', 'export', 'acme', '--out', file, '--schema', schema, '--database-url', source.adminUrl, '--json'])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ tenant: 'acme', tables: expect.arrayContaining([{ table: 'public.Ledger', rows: 2 }]) })
+    const rowLines = (text: string) => text.trimEnd().split('\n').slice(1)
+    expect(rowLines(await readFile(file, 'utf8'))).toEqual(rowLines(await readFile(exportFile, 'utf8')))
+    const unknown = await runCliCaptured(['tenant', 'export', 'nobody', '--out', file, '--schema', schema, '--database-url', source.adminUrl])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('error TENANT_UNKNOWN')
+  })
+})
+
+describe('tenant import', () => {
+  it('reproduces the rows exactly in a fresh database: Decimal, BigInt, Json, bytes, dates and arrays included', async () => {
+    const target = await database()
+    const result = await importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile) })
+    expect(result).toMatchObject({ tenant: 'acme', replaced: false })
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+    const ledger = await withClient(target.adminUrl, async (client) => (await client.query(`SELECT amount::text, big::text, encode(blob, 'hex') AS blob, tags FROM "Ledger" WHERE id = 'acme-l1'`)).rows[0])
+    expect(ledger).toEqual({ amount: '12345678901234567890.0123456789', big: '9223372036854775807', blob: '00ff10', tags: ['a,b', 'c"d', null] })
+  })
+
+  it('under a new id with --as, the same rows carry the new tenant (CLI, --json)', async () => {
+    const target = await database()
+    const result = await runCliCaptured(['tenant', 'import', exportFile, '--as', 'acme-copy', '--schema', schema, '--database-url', target.adminUrl, '--json'])
+    expect(result.code).toBe(0)
+    expect(JSON.parse(result.stdout)).toMatchObject({ tenant: 'acme-copy', exportedTenant: 'acme' })
+    expect(await rowsOf(target.adminUrl, 'acme-copy')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(Object.fromEntries(tables.map(({ table }) => [table, []])))
+  })
+
+  it('refuses an existing tenant and changes nothing; --replace replaces it', async () => {
+    const target = await database()
+    await importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile) })
+    await withClient(target.adminUrl, (client) => client.query(`UPDATE "Project" SET name = 'edited' WHERE tenant_id = 'acme'`))
+    const edited = await rowsOf(target.adminUrl, 'acme')
+    expect(await code(importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile) }))).toBe('TENANT_EXISTS')
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(edited)
+    await importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile), replace: true })
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+  })
+
+  it('a malformed line, a row of another tenant or a truncated file is a clear error naming the line, and nothing is imported', async () => {
+    const target = await database()
+    const lines = (await readFile(exportFile, 'utf8')).trimEnd().split('\n')
+    const broken = async (name: string, content: string[]) => {
+      const file = join(tmpdir(), `${name}-${process.pid}-${Date.now()}.jsonl`)
+      await writeFile(file, `${content.join('\n')}\n`)
+      return runCliCaptured(['tenant', 'import', file, '--schema', schema, '--database-url', target.adminUrl])
+    }
+    const malformed = await broken('malformed', [...lines.slice(0, 5), '{"table": "public.tasks", "row": ', ...lines.slice(6)])
+    expect(malformed.code).toBe(2)
+    expect(malformed.stderr).toContain('error IMPORT_INVALID: Line 6 of the import: not valid JSON')
+    const foreign = await broken('foreign', [...lines.slice(0, 7), lines[7]!.replace('"tenant_id":"acme"', '"tenant_id":"other"')])
+    expect(foreign.stderr).toContain('not the exported tenant "acme"')
+    const truncated = await broken('truncated', lines.slice(0, -1))
+    expect(truncated.stderr).toMatch(/the header promises 1 row\(s\) of public\.\w+ but the file holds 0/)
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(Object.fromEntries(tables.map(({ table }) => [table, []])))
+  })
+})
