@@ -101,9 +101,19 @@ describe('prisma-tenancy CLI messages', () => {
     for (const file of ['src/verify/static-checks.ts', 'src/verify/probes.ts', 'src/verify/report.ts']) {
       const text = await readFile(file, 'utf8')
       for (const [, name = ''] of text.matchAll(/prisma-tenancy ([a-z-]+)/g)) expect(known, `${file} names prisma-tenancy ${name}`).toContain(name)
-      for (const [flag = ''] of text.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)) {
+      // A flag right after `prisma-tenancy <command>` belongs to that command; any other flag is verify's own.
+      const commandFlags = new Map<number, Set<string>>()
+      const named = new RegExp(`(?:prisma-tenancy )?\\b(${program.commands.map((command) => command.name()).join('|')})((?: --[a-z][a-z-]+(?: [^\\s-][^\\s]*)?)+)`, 'g')
+      for (const match of text.matchAll(named)) {
+        const command = program.commands.find((candidate) => candidate.name() === match[1])
+        const flags = new Set(command?.options.map((option) => option.long) ?? [])
+        for (const flag of (match[2] ?? '').matchAll(/--[a-z][a-z-]+/g)) commandFlags.set((match.index ?? 0) + match[0].indexOf(flag[0], (match[1] ?? '').length), flags)
+      }
+      for (const match of text.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)) {
+        const flag = match[0]
         if (['--schema', '--database-url', '--tenant-field'].includes(flag)) continue // shared options, checked below
-        expect(verifyFlags.has(flag) || verifyFlags.has(flag.replace(/^--no-/, '--')), `${file} names ${flag}`).toBe(true)
+        const flags = commandFlags.get(match.index ?? -1) ?? verifyFlags
+        expect(flags.has(flag) || flags.has(flag.replace(/^--no-/, '--')), `${file} names ${flag}`).toBe(true)
       }
       expect(text).not.toMatch(/revoke \$\{role\}'s membership in \$\{relation\.owner\}/)
     }

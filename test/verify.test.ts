@@ -57,12 +57,13 @@ describe('verify on the correctly generated policies', () => {
     expect([...probeChecks].sort()).toEqual(['probe-delete', 'probe-insert', 'probe-move', 'probe-no-tenant', 'probe-read', 'probe-update'])
   })
 
-  it('passes when connected as the application role itself, which cannot write the tenant registry: an existing tenant is tenant A', async () => {
+  it('fails, naming the fix, when connected as the application role itself, which can neither write nor list the protected registry', async () => {
     const { database } = await brokenDatabase(`INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme')`)
     const report = await verify({ databaseUrl: database.appUrl })
     expect(report.role).toBe(database.appRole.name)
-    expect(report.results.filter((result) => result.status === 'fail')).toEqual([])
-    expect(report.probedTables).toHaveLength(4)
+    expect(report.probedTables).toEqual([])
+    expect(report.results.filter((result) => result.status === 'fail').map((result) => result.check)).toEqual(['nothing-probed'])
+    expect(report.results.find((result) => result.check === 'nothing-probed')?.fix).toContain(`GRANT ${database.appRole.name} TO <migration role>`)
   })
 
   it('fails, naming the fix, when connected as the application role to an empty registry it cannot write', async () => {
@@ -308,7 +309,10 @@ describe('verify checks what the app role may do beyond tenant tables', () => {
   })
 
   it("registry-writable: with UPDATE on the registry, tenant B renames tenant A through its own client, and verify fails", async () => {
-    const { database, role } = await brokenDatabase(`GRANT UPDATE ON "Tenant" TO tenancy_app; INSERT INTO "Tenant" (id, name) VALUES ('t_alpha', 'Alpha'), ('t_beta', 'Beta')`)
+    const { database, role } = await brokenDatabase(
+      `ALTER TABLE "Tenant" NO FORCE ROW LEVEL SECURITY; ALTER TABLE "Tenant" DISABLE ROW LEVEL SECURITY; DROP POLICY tenancy_registry_read ON "Tenant";
+       GRANT UPDATE ON "Tenant" TO tenancy_app; INSERT INTO "Tenant" (id, name) VALUES ('t_alpha', 'Alpha'), ('t_beta', 'Beta')`,
+    )
     const prisma = new PrismaClient({ adapter: tenancyAdapter(database.appUrl) }).$extends(tenancy())
     try {
       await prisma.forTenant('t_beta').tenant.update({ where: { id: 't_alpha' }, data: { name: 'renamed by beta' } })

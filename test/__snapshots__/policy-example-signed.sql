@@ -7,7 +7,7 @@
 -- prisma-tenancy:table {"kind":"tenant","schema":null,"table":"project_members","column":"tenant_id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"],"signed":true}
 -- prisma-tenancy:table {"kind":"tenant","schema":null,"table":"tasks","column":"tenant_id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"],"signed":true}
 -- prisma-tenancy:table {"kind":"shared","schema":null,"table":"Country","grants":["tenancy_app"]}
--- prisma-tenancy:table {"kind":"shared","schema":null,"table":"Tenant","grants":["tenancy_app"]}
+-- prisma-tenancy:table {"kind":"registry","schema":null,"table":"Tenant","column":"id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"]}
 
 -- No temporary tables for the application role: they are session state, which outlives a transaction on a pooled
 -- connection and could carry one tenant's rows to the next. PUBLIC holds TEMPORARY on every database by default.
@@ -130,5 +130,14 @@ REVOKE TRUNCATE, REFERENCES, TRIGGER ON "tasks" FROM "tenancy_app";
 -- Country is shared by all tenants: the application role may read it, and writes stay with the owner.
 GRANT SELECT ON "Country" TO "tenancy_app";
 
--- Tenant is shared by all tenants: the application role may read it, and writes stay with the owner.
+-- Tenant (model Tenant) is the tenant registry: a tenant reads its own row only, and
+-- no policy lets anyone subject to row-level security write it. Rows are created and removed as the admin role
+-- (`prisma-tenancy tenant create` / `tenant remove`), which is a superuser or BYPASSRLS.
+ALTER TABLE "Tenant" ENABLE ROW LEVEL SECURITY;
+ALTER TABLE "Tenant" FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS tenancy_registry_read ON "Tenant";
+CREATE POLICY tenancy_registry_read ON "Tenant" AS PERMISSIVE FOR SELECT TO PUBLIC
+  USING ("id" = NULLIF(current_setting('app.current_tenant', true), ''));
+-- The application role reads its tenant's row, and writing the registry is the lifecycle's job.
 GRANT SELECT ON "Tenant" TO "tenancy_app";
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON "Tenant" FROM "tenancy_app";
