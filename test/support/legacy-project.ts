@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { dropDatabase, grantAppRole, withClient } from '../../src/database/admin.js'
 import { withDatabase } from '../../src/database/connection-url.js'
+import { quoteIdent } from '../../src/database/sql-identifiers.js'
 import { migrateDeploy, migrateDev } from '../../src/migrate/migrate.js'
 import type { TestDatabase } from '../../src/testing/index.js'
 
@@ -54,6 +55,8 @@ export async function createLegacyProject(db: TestDatabase, name: string, seed: 
     await client.query(`INSERT INTO "Member" (email) SELECT 'member' || g || '@example.com' FROM generate_series(1, $1::int) g`, [members])
   })
   await grantAppRole(url, db.appRole.name)
+  // A single-tenant app writes its own tables: before row-level security they are not shared lookups yet.
+  await withClient(url, (client) => client.query(`GRANT INSERT, UPDATE, DELETE ON "Project", tasks, "Member" TO ${quoteIdent(db.appRole.name)}`))
   return {
     dir,
     schema,
