@@ -58,6 +58,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
     .option('--strict', 'with --check, also exit 1 on warnings (missing tenant default or index, foreign keys without the tenant column)')
+    .option('--citus', 'also distribute on Citus: tenant tables on the tenant column (co-located), shared tables as reference tables; needs --app-role')
     .action((options) => {
       action = (cliIo) => generateCommand(options, cliIo)
     })

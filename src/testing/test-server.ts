@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { appRoleUrl, createDatabase, dropDatabase, dropDatabasesWithPrefix, ensureAppRole, grantAppRole, type AppRole } from '../database/admin.js'
 import { withDatabase } from '../database/connection-url.js'
 import { migrateDeploy } from '../migrate/migrate.js'
+import type { RunningPostgres } from '../database/postgres-server.js'
 import { startPostgres, type PostgresProvider } from './postgres-provider.js'
 
 export interface TestServerOptions {
@@ -19,7 +20,7 @@ export interface TestServerOptions {
 
 /** What a test run shares: a server, a migrated template database and the application role. */
 export interface TestServerInfo {
-  kind: 'url' | 'embedded' | 'container'
+  kind: RunningPostgres['kind']
   adminUrl: string
   templateDatabase: string
   /** Every database of this run (the template and each test database) is named with this prefix. */
