@@ -132,4 +132,28 @@ describe.skipIf(!citus.available)('the generate --citus migration on a coordinat
       await client.end()
     }
   })
+
+  it('routes a query to one shard when it names the tenant, and fans out to every shard under the setting alone', async () => {
+    const taskCounts = await withClient(appRoleUrl(url, appRole), async (client) => {
+      await client.query('BEGIN')
+      await client.query("SET LOCAL app.current_tenant = 'acme'")
+      const plan = async (sql: string) => ((await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`)).rows.map((row) => row['QUERY PLAN']).join('\n').match(/Task Count: (\d+)/) ?? [])[1]
+      const counts = [await plan(`SELECT * FROM "Project" WHERE tenant_id = 'acme' AND id = 'p2'`), await plan(`SELECT * FROM "Project" WHERE id = 'p2'`)]
+      await client.query('COMMIT')
+      return counts
+    })
+    expect(taskCounts[0]).toBe('1')
+    expect(Number(taskCounts[1])).toBeGreaterThan(1)
+  })
+
+  it("never carries set_config(..., true) to the workers, which is why the driver's single-server form sees no rows on Citus", async () => {
+    const rows = await withClient(appRoleUrl(url, appRole), async (client) => {
+      await client.query('BEGIN')
+      await client.query("SELECT set_config('app.current_tenant', 'acme', true)")
+      const { rowCount } = await client.query(`SELECT 1 FROM "Project" WHERE tenant_id = 'acme'`)
+      await client.query('COMMIT')
+      return rowCount
+    })
+    expect(rows).toBe(0)
+  })
 })
