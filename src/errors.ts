@@ -20,12 +20,20 @@ export const tenancyErrorCodes = [
   // Migrations
   'MIGRATION_NAME_INVALID',
   'MIGRATION_FAILED',
+  // Adopting an existing database (prisma-tenancy adopt)
+  'ADOPT_NOT_READY',
+  'ADOPT_UNSUPPORTED_CHANGE',
+  'ADOPT_DATA_CONFLICT',
+  'ADOPT_BATCH_SIZE_REQUIRED',
   // Databases the toolkit starts or creates
   'EMBEDDED_POSTGRES_FAILED',
   'DATABASE_SETUP_FAILED',
   // Resolving the tenant of an HTTP request
   'JWKS_UNAVAILABLE',
   'TENANT_LOOKUP_FAILED',
+  // prisma-tenancy init: a role of that name exists and was not created by init
+  'ROLE_CONFLICT',
+  'PERMISSION_DENIED',
 ] as const
 
 export type TenancyErrorCode = (typeof tenancyErrorCodes)[number]

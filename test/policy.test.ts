@@ -550,16 +550,34 @@ describe('prisma-tenancy generate', () => {
     expect((await runCliCaptured(['generate', '--check', ...options, '--app-role', 'reporting'])).code).toBe(1)
   })
 
-  it('with --check --strict, also exits 1 on warnings such as a tenant table without a leading tenant index', async () => {
+  it('refuses a tenant table without a leading tenant index: an error that writes nothing, names the line to add, and fails --check', async () => {
     const project = await copyExampleProject()
     await writeFile(project.schema, `${await exampleSchema()}\nmodel Tag {\n  id String @id\n  tenantId String ${tenantDefault} @map("tenant_id")\n}\n`)
     await mkdir(join(project.migrations, '20290101000000_tags'))
     await writeFile(join(project.migrations, '20290101000000_tags', 'migration.sql'), 'CREATE TABLE "Tag" ("id" TEXT NOT NULL, "tenant_id" TEXT NOT NULL, CONSTRAINT "Tag_pkey" PRIMARY KEY ("id"));\n')
     const options = ['--schema', project.schema, '--migrations', project.migrations]
+    const before = await readdir(project.migrations)
+    const generated = await runCliCaptured(['generate', ...options, '--json'])
+    expect(generated.code).toBe(1)
+    expect(JSON.parse(generated.stdout)).toMatchObject({ created: null, upToDate: false })
+    expect(generated.stderr).toContain('error TENANT_INDEX_MISSING Tag')
+    expect(generated.stderr).toContain('@@index([tenantId])')
+    expect(await readdir(project.migrations)).toEqual(before)
+    const check = await runCliCaptured(['generate', '--check', ...options])
+    expect(check.code).toBe(1)
+    expect(check.stderr).toContain('error TENANT_INDEX_MISSING Tag')
+  })
+
+  it('with --check --strict, also exits 1 on warnings such as a tenant column without its default', async () => {
+    const project = await copyExampleProject()
+    await writeFile(project.schema, `${await exampleSchema()}\nmodel Tag {\n  id String @id\n  tenantId String @map("tenant_id")\n  @@unique([tenantId, id])\n}\n`)
+    await mkdir(join(project.migrations, '20290101000000_tags'))
+    await writeFile(join(project.migrations, '20290101000000_tags', 'migration.sql'), 'CREATE TABLE "Tag" ("id" TEXT NOT NULL, "tenant_id" TEXT NOT NULL, CONSTRAINT "Tag_pkey" PRIMARY KEY ("id"));\nCREATE UNIQUE INDEX "Tag_tenant_id_id_key" ON "Tag"("tenant_id", "id");\n')
+    const options = ['--schema', project.schema, '--migrations', project.migrations]
     expect((await runCliCaptured(['generate', ...options])).code).toBe(0)
     const lenient = await runCliCaptured(['generate', '--check', ...options])
     expect(lenient.code).toBe(0)
-    expect(lenient.stderr).toContain('warning TENANT_INDEX_MISSING Tag')
+    expect(lenient.stderr).toContain('warning TENANT_DEFAULT_MISSING Tag')
     expect((await runCliCaptured(['generate', '--check', '--strict', ...options])).code).toBe(1)
   })
 })

@@ -54,11 +54,22 @@ describe('verify on the correctly generated policies', () => {
     expect([...probeChecks].sort()).toEqual(['probe-delete', 'probe-insert', 'probe-move', 'probe-no-tenant', 'probe-read', 'probe-update'])
   })
 
-  it('passes when connected as the application role itself, which is then the role verified', async () => {
-    const report = await verify({ databaseUrl: db.appUrl })
-    expect(report.role).toBe(db.appRole.name)
+  it('passes when connected as the application role itself, which cannot write the tenant registry: an existing tenant is tenant A', async () => {
+    const { database } = await brokenDatabase(`INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme')`)
+    const report = await verify({ databaseUrl: database.appUrl })
+    expect(report.role).toBe(database.appRole.name)
     expect(report.results.filter((result) => result.status === 'fail')).toEqual([])
     expect(report.probedTables).toHaveLength(4)
+  })
+
+  it('fails, naming the fix, when connected as the application role to an empty registry it cannot write', async () => {
+    const { database } = await brokenDatabase('SELECT 1')
+    const report = await verify({ databaseUrl: database.appUrl })
+    expect(report.ok).toBe(false)
+    expect(report.probedTables).toEqual([])
+    const nothing = report.results.find((result) => result.check === 'nothing-probed')
+    expect(nothing?.fix).toContain(`GRANT ${database.appRole.name} TO <migration role>`)
+    expect(report.results.find((result) => result.check === 'not-probed' && result.table === 'public.Project')?.fix).toContain('"Tenant"')
   })
 
   it('leaves every row count as it was', async () => {
@@ -295,6 +306,7 @@ describe('probe rows', () => {
   it('take an existing row of a shared lookup table the application role cannot write', async () => {
     const { database } = await brokenDatabase(
       `INSERT INTO "Country" (code, name) VALUES ('nl', 'Netherlands');
+       INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme');
        ALTER TABLE "Project" ADD COLUMN country_code text NOT NULL REFERENCES "Country" (code);
        REVOKE INSERT ON "Country" FROM tenancy_app`,
     )

@@ -1,21 +1,24 @@
 import { Command, CommanderError } from 'commander'
 import { defaultTenantField, defaultTenantSetting } from '../context/tenant-setting.js'
+import { UNBATCHED_BACKFILL_LIMIT } from '../adopt/plan-adoption.js'
+import { adoptCommand } from './commands/adopt.js'
 import { generateCommand } from './commands/generate.js'
+import { initCommand } from './commands/init.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
 import { verifyCommand } from './commands/verify.js'
-import { exitCodes, formatError, processIo, type CliIo } from './output.js'
+import { exitCodes, formatError, packageVersion, processIo, type CliIo } from './output.js'
 
 type Action = (io: CliIo) => Promise<number>
 
 /**
- * The command-line interface as a function: parses argv, runs one command and
- * returns its exit code. Nothing here calls process.exit, so it is testable
- * in-process.
+ * Every command and option, with the action a parse selects. Built per run
+ * (commander keeps parsed values on the command), and exported so tests can
+ * check that every command a message names exists.
  */
-export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
-  let action: Action | undefined
+export function buildProgram(io: CliIo, select: (action: Action) => void): Command {
   const program = new Command('prisma-tenancy')
     .description('Multi-tenancy for Prisma on PostgreSQL row-level security')
+    .version(packageVersion(), '-V, --version', 'print the version of prisma-tenancy')
     .exitOverride()
     .configureOutput({ writeOut: (text) => io.stderr(text), writeErr: (text) => io.stderr(text) })
     .showHelpAfterError()
@@ -36,20 +39,32 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
 
   const migrate = program.command('migrate').description('Prisma migrations without the native schema engine')
   migrateCommand(migrate.command('deploy').description('apply pending migrations')).action((options) => {
-    action = (cliIo) => migrateDeployCommand(options, cliIo)
+    select((cliIo) => migrateDeployCommand(options, cliIo))
   })
   migrateCommand(migrate.command('dev').description('create a migration from the schema diff, then apply it'))
     .requiredOption('-n, --name <name>', 'name of the new migration')
     .action((options) => {
-      action = (cliIo) => migrateDevCommand(options, cliIo)
+      select((cliIo) => migrateDevCommand(options, cliIo))
     })
   migrateCommand(migrate.command('status').description('compare the database with the migrations folder')).action((options) => {
-    action = (cliIo) => migrateStatusCommand(options, cliIo)
+    select((cliIo) => migrateStatusCommand(options, cliIo))
   })
   migrateCommand(migrate.command('resolve').description('mark a failed migration as rolled back'))
     .requiredOption('--rolled-back <name>', 'the failed migration')
     .action((options) => {
-      action = (cliIo) => migrateResolveCommand(options, cliIo)
+      select((cliIo) => migrateResolveCommand(options, cliIo))
+    })
+
+  jsonOption(databaseOption(program.command('init')))
+    .description('create the migration, app and admin roles, the database and its shadow database, and print their URLs')
+    .option('--config <path>', 'prisma.config.ts to read the server URL from (default: found like the Prisma CLI does)')
+    .option('--database <name>', "the app's database (default: the URL's, or app when that is postgres)")
+    .option('--migration-role <role>', 'owns the tables; runs migrate, generate and verify', 'app_migrator')
+    .option('--app-role <role>', 'the application connects as it: no BYPASSRLS, owns nothing', 'app_user')
+    .option('--admin-role <role>', 'BYPASSRLS, for unscoped work (unscopedAdapter)', 'app_admin')
+    .option('--dry-run', 'print the SQL and the URLs; run nothing')
+    .action((options) => {
+      select((cliIo) => initCommand(options, cliIo))
     })
 
   jsonOption(tenantOptions(migrationsOption(schemaOptions(program.command('generate')))))
@@ -57,10 +72,10 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('-n, --name <name>', 'name of the migration folder', 'rls')
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
-    .option('--strict', 'with --check, also exit 1 on warnings (missing tenant default or index, foreign keys without the tenant column)')
+    .option('--strict', 'also exit 1 on warnings (missing tenant default, foreign keys without the tenant column)')
     .option('--citus', 'also distribute on Citus: tenant tables on the tenant column (co-located), shared tables as reference tables; needs --app-role')
     .action((options) => {
-      action = (cliIo) => generateCommand(options, cliIo)
+      select((cliIo) => generateCommand(options, cliIo))
     })
 
   jsonOption(tenantOptions(databaseOption(schemaOptions(program.command('verify')))))
@@ -68,9 +83,40 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     .option('--role <role>', 'the role the application connects as (default: the connecting user)')
     .option('--no-probes', 'catalog checks only; skip the behavioural probes')
     .action((options) => {
-      action = (cliIo) => verifyCommand(options, cliIo)
+      select((cliIo) => verifyCommand(options, cliIo))
     })
 
+  jsonOption(tenantOptions(databaseOption(migrationsOption(schemaOptions(program.command('adopt'))))))
+    .description('plan and write the migrations that take an existing single-tenant database to row-level security, step by step, safe under traffic')
+    .requiredOption('--default-tenant <id>', 'the tenant every existing row belongs to')
+    .option('--batch-size <rows>', `rows per backfill transaction (required for tables of more than ${UNBATCHED_BACKFILL_LIMIT} rows)`)
+    .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables in the policy step')
+    .option('--dry-run', 'print the plan and write nothing')
+    .action((options) => {
+      select((cliIo) => adoptCommand(options, cliIo))
+    })
+
+  return program
+}
+
+/**
+ * The command-line interface as a function: parses argv, runs one command and
+ * returns its exit code. Nothing here calls process.exit, so it is testable
+ * in-process. With --json, a failure is also printed on stdout as
+ * `{ "error": { "code", "message", "fix" } }`.
+ */
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  // The version is machine output (stdout); commander would print it with the help text, on stderr.
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) {
+    io.stdout(packageVersion())
+    return exitCodes.ok
+  }
+  let action: Action | undefined
+  let json = false
+  const program = buildProgram(io, (next) => (action = next))
+  program.hook('preAction', (_, command) => {
+    json = command.opts().json === true
+  })
   try {
     await program.parseAsync(argv, { from: 'user' })
   } catch (error) {
@@ -84,7 +130,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   try {
     return await action(io)
   } catch (error) {
-    const { text, exitCode } = formatError(error)
+    const { text, exitCode, error: failure } = formatError(error)
+    if (json) io.stdout(JSON.stringify({ error: failure }))
     io.stderr(text)
     return exitCode
   }

@@ -15,6 +15,8 @@ export interface ProjectOptions {
   migrations?: string | undefined
   /** Overrides the config's datasource URL. */
   databaseUrl?: string | undefined
+  /** Overrides the config's datasource.shadowDatabaseUrl. */
+  shadowDatabaseUrl?: string | undefined
 }
 
 export interface Project {
@@ -24,6 +26,8 @@ export interface Project {
   migrationsDir: string
   /** The datasource URL, when the config or the caller names one. */
   databaseUrl: string | undefined
+  /** datasource.shadowDatabaseUrl: the database `migrate dev` replays migrations in, instead of creating one. */
+  shadowDatabaseUrl: string | undefined
   configFile: string | null
 }
 
@@ -57,7 +61,9 @@ export async function resolveProject(options: ProjectOptions = {}): Promise<Proj
         : join(schemaDir, 'migrations')
   const configUrl = config.datasource?.url
   const databaseUrl = options.databaseUrl ?? (configUrl === undefined || configUrl === '' ? undefined : configUrl)
-  return { root, schemaPath, migrationsDir, databaseUrl, configFile }
+  const configShadow = config.datasource?.shadowDatabaseUrl
+  const shadowDatabaseUrl = options.shadowDatabaseUrl ?? (configShadow === undefined || configShadow === '' ? undefined : configShadow)
+  return { root, schemaPath, migrationsDir, databaseUrl, shadowDatabaseUrl, configFile }
 }
 
 /** Reads the schema: one file, or every *.prisma file below a folder (Prisma's multi-file schemas). */

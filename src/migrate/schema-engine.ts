@@ -101,13 +101,21 @@ class EngineAdapterFactory extends PrismaPg {
   constructor(
     pool: pg.Pool,
     private readonly engineConfig: pg.PoolConfig,
+    private readonly shadowUrl: string | undefined,
   ) {
     super(pool)
   }
 
   override async connectToShadowDb() {
+    if (this.shadowUrl !== undefined) return this.#connectToConfiguredShadowDb(this.shadowUrl)
     const name = `prisma_migrate_shadow_db_${randomUUID()}`
-    await this.#runOnServer(`CREATE DATABASE ${quoteIdent(name)}`)
+    try {
+      await this.#runOnServer(`CREATE DATABASE ${quoteIdent(name)}`)
+    } catch (error) {
+      // The engine reports any failure here as "Failed to connect to the shadow database"; keep the real cause.
+      if ((error as { code?: string }).code === '42501') shadowRefusal = { user: String(this.engineConfig.user ?? 'the connecting role'), message: (error as Error).message }
+      throw error
+    }
     const pool = enginePool({ ...this.engineConfig, database: name })
     const dropShadow = async () => {
       await pool.end().catch(() => undefined)
@@ -126,6 +134,37 @@ class EngineAdapterFactory extends PrismaPg {
         await dispose()
       } finally {
         await dropShadow()
+      }
+    }
+    return adapter
+  }
+
+  /**
+   * datasource.shadowDatabaseUrl, as the Prisma CLI uses it: an existing
+   * database, emptied before the migrations are replayed in it (every schema
+   * the connecting role owns is dropped, and public created again).
+   */
+  async #connectToConfiguredShadowDb(url: string) {
+    const config = { ...parseIntoClientConfig(url), Client: CatalogClient, max: 2 }
+    const client = new pg.Client(config)
+    await client.connect()
+    try {
+      const { rows } = await client.query<{ nspname: string }>(
+        "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' AND pg_has_role(nspowner, 'USAGE') ORDER BY nspname",
+      )
+      for (const { nspname } of rows) await client.query(`DROP SCHEMA ${quoteIdent(nspname)} CASCADE`)
+      await client.query('CREATE SCHEMA IF NOT EXISTS public')
+    } finally {
+      await client.end()
+    }
+    const pool = enginePool(config)
+    const adapter = engineConnection(await new PrismaPg(pool).connect())
+    const dispose = adapter.dispose.bind(adapter)
+    adapter.dispose = async () => {
+      try {
+        await dispose()
+      } finally {
+        await pool.end().catch(() => undefined)
       }
     }
     return adapter
@@ -153,6 +192,15 @@ function enginePool(config: pg.PoolConfig): pg.Pool {
   const pool = new pg.Pool(config)
   pool.on('error', () => undefined)
   return pool
+}
+
+let shadowRefusal: { user: string; message: string } | undefined
+
+/** Whether the server refused to create a shadow database (no CREATEDB) since the last call. */
+export function takeShadowRefusal(): { user: string; message: string } | undefined {
+  const refusal = shadowRefusal
+  shadowRefusal = undefined
+  return refusal
 }
 
 let bindings: Promise<WasmBindings> | undefined
@@ -196,15 +244,16 @@ export interface OpenSchemaEngine {
 /**
  * Prisma's own schema engine (the one behind `prisma migrate`), compiled to
  * WebAssembly and connected through the pg driver adapter. Shadow databases
- * for diffing are created and dropped through the same connection.
+ * for diffing are created and dropped through the same connection, or, with
+ * shadowDatabaseUrl, the one given is emptied and used.
  */
-export async function openSchemaEngine(databaseUrl: string, schemaFiles: SchemaFile[]): Promise<OpenSchemaEngine> {
+export async function openSchemaEngine(databaseUrl: string, schemaFiles: SchemaFile[], shadowDatabaseUrl?: string): Promise<OpenSchemaEngine> {
   const bg = await loadBindings()
   // Discrete fields, not a connectionString: the adapter makes shadow databases by
   // overriding `database` in this config, which a connectionString would win over.
   const config = { ...parseIntoClientConfig(databaseUrl), Client: CatalogClient, max: 2 }
   const pool = enginePool(config)
-  const adapter = bindMigrationAwareSqlAdapterFactory(new EngineAdapterFactory(pool, config))
+  const adapter = bindMigrationAwareSqlAdapterFactory(new EngineAdapterFactory(pool, config, shadowDatabaseUrl))
   const log = () => undefined
   let engine: SchemaEngine
   try {

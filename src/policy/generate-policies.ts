@@ -170,8 +170,11 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
   return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan, distribution }
 }
 
+/** Findings that are errors: generate writes nothing and --check fails until they are fixed. */
+export const blockingFindings: ReadonlySet<string> = new Set(['TENANT_FIELD_REMOVED', 'TENANT_INDEX_MISSING'])
+
 function isUpToDate(planned: Planned): boolean {
-  return planned.pending.length === 0 && !planned.findings.some((finding) => finding.code === 'TENANT_FIELD_REMOVED')
+  return planned.pending.length === 0 && !planned.findings.some((finding) => blockingFindings.has(finding.code))
 }
 
 /**
@@ -186,7 +189,9 @@ export async function generatePolicies(options: GeneratePoliciesOptions = {}): P
   const planned = await planPolicies(options)
   const { plan } = planned
   let created: string | null = null
-  if (plan.tenantTables.length + plan.sharedTables.length + plan.liftedTables.length > 0) {
+  // The policies' comparison needs an index leading with the tenant column (README, How it works).
+  const indexMissing = planned.findings.some((finding) => finding.code === 'TENANT_INDEX_MISSING')
+  if (!indexMissing && plan.tenantTables.length + plan.sharedTables.length + plan.liftedTables.length > 0) {
     const script = renderPolicyMigration(plan)
     created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), planned.distribution === null ? script : withDistribution(script, planned.distribution))
   }

@@ -6,7 +6,14 @@ import type { CheckId, CheckResult, CheckStatus } from './report.js'
 import { qualify, type TableRef } from './static-checks.js'
 
 /** Raised when a table's row cannot be built or written; the table is reported as not probed, with this reason. */
-class NotProbed extends Error {}
+class NotProbed extends Error {
+  constructor(
+    message: string,
+    readonly fix = 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.',
+  ) {
+    super(message)
+  }
+}
 
 type Row = Record<string, string | null>
 type Outcome = { ok: true; rowCount: number } | { ok: false; code: string; message: string }
@@ -32,7 +39,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     .map((ref) => ({ ref, relation: byName.get(qualify(ref.schema, ref.table)) }))
     .filter((target): target is { ref: TableRef; relation: Relation } => target.relation !== undefined && ['r', 'p'].includes(target.relation.kind))
   const tenantColumnOf = new Map(targets.map(({ ref, relation }) => [relation.oid, ref.column!]))
-  const ids = tenantIds(targets.map(({ relation, ref }) => columnsOf.get(relation.oid)?.find((column) => column.name === ref.column)))
+  let ids = tenantIds(targets.map(({ relation, ref }) => columnsOf.get(relation.oid)?.find((column) => column.name === ref.column)))
 
   let savepoints = 0
   const attempt = async (sql: string, params: unknown[], keep = false): Promise<Outcome & { rows: Row[] }> => {
@@ -94,7 +101,10 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         parentRow = await sharedRow(parent, fixedParent, depth + 1)
         // The other probe tenant needs its registry row too, or moving a row to it fails on the key, not on the policy.
         const mapped = Object.keys(fixedParent)
-        if (mapped.length > 0) await sharedRow(parent, Object.fromEntries(mapped.map((key) => [key, tenant === ids.a ? ids.b : ids.a])), depth + 1)
+        // Best effort: a registry the connecting user cannot write holds no row for a made-up tenant B.
+        if (mapped.length > 0) await sharedRow(parent, Object.fromEntries(mapped.map((key) => [key, tenant === ids.a ? ids.b : ids.a])), depth + 1).catch((error: unknown) => {
+          if (!(error instanceof NotProbed)) throw error
+        })
       }
       fk.columns.forEach((num, index) => {
         const name = columns.find((column) => column.num === num)!.name
@@ -130,12 +140,17 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
     try {
       const { sql, params } = insertSql(relation, await buildRow(relation, fixed, null, depth))
       let outcome = await attempt(sql, params, true)
-      // A lookup row that need not carry a probe tenant's id can be any existing one.
-      if (!outcome.ok && Object.keys(fixed).length === 0) {
-        const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)} LIMIT 1`, [])
+      // A row that cannot be written may exist already: any lookup row, or tenant A's registry row (see registryTenant).
+      if (!outcome.ok) {
+        const names = Object.keys(fixed)
+        const where = names.length === 0 ? '' : ` WHERE ${names.map((name, index) => `${quoteIdent(name)}::text = $${index + 1}`).join(' AND ')}`
+        const existing = await attempt(`SELECT ${returning(relation)} FROM ${quoteTable(relation)}${where} LIMIT 1`, Object.values(fixed))
         if (existing.ok && existing.rows.length > 0) outcome = existing
       }
-      if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(`it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`)
+      if (!outcome.ok || outcome.rows.length === 0) throw new NotProbed(
+          `it needs a row in the shared table ${qualify(relation.schema, relation.name)}, and inserting one as ${catalog.sessionUser} failed: ${outcome.ok ? 'no row' : outcome.message}`,
+          `Add one row to ${quoteTable(relation)} (an existing tenant serves as tenant A), or run verify connected as a role that can write it (the migration role) and is a member of ${role} (GRANT ${quoteIdent(role)} TO <migration role>;), passing --role ${role}.`,
+        )
       sharedRows.set(key, outcome.rows[0]!)
       return outcome.rows[0]!
     } finally {
@@ -159,10 +174,12 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
       const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
       if (!outcome.ok) {
         for (const { ref } of targets)
-          results.push(result('not-probed', 'warn', qualify(ref.schema, ref.table), `Not probed: ${catalog.sessionUser} cannot act as ${role} (${outcome.message}).`, `Connect as ${role}, or as a role that is a member of it, to run the behavioural probes.`))
+          results.push(result('not-probed', 'warn', qualify(ref.schema, ref.table), `Not probed: ${catalog.sessionUser} cannot act as ${role} (${outcome.message}).`, `GRANT ${quoteIdent(role)} TO ${quoteIdent(catalog.sessionUser)}; so the probes can act as ${role}, or pass --no-probes to check the catalogs only.`))
         return { results, probed }
       }
     }
+    const registered = await registryTenant()
+    if (registered !== undefined) ids = { ...ids, a: registered }
     for (const { ref, relation } of orderByForeignKeys(targets, catalog)) {
       const name = qualify(ref.schema, ref.table)
       const column = ref.column!
@@ -272,13 +289,39 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         probed.push(name)
       } catch (error) {
         if (!(error instanceof NotProbed)) throw error
-        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, 'Give the column a default, or make the row writable by the app role as a tenant, so the probes can run.'))
+        results.push(result('not-probed', 'warn', name, `Not probed: ${error.message}`, error.fix))
       }
     }
   } finally {
     await client.query('ROLLBACK')
   }
   return { results, probed }
+
+  /**
+   * When tenant columns reference a shared registry (Organization.id, say) that
+   * the connecting user cannot write (the app role itself, with production's
+   * grants), tenant A is an existing registry entry, so the probes need no row
+   * there. Tenant B stays made up: it has no rows, which the probes rely on.
+   */
+  async function registryTenant(): Promise<string | undefined> {
+    for (const { relation } of targets) {
+      const tenantColumn = tenantColumnOf.get(relation.oid)
+      const columns = columnsOf.get(relation.oid) ?? []
+      for (const fk of catalog.foreignKeys.filter((candidate) => candidate.relid === relation.oid)) {
+        const position = fk.columns.findIndex((num) => columns.find((column) => column.num === num)?.name === tenantColumn)
+        const parent = byOid.get(fk.refRelid)
+        if (position === -1 || parent === undefined || tenantColumnOf.has(parent.oid)) continue
+        const parentColumn = (columnsOf.get(parent.oid) ?? []).find((column) => column.num === fk.refColumns[position])
+        if (parentColumn === undefined) continue
+        const { rows } = await client.query<{ writable: boolean }>("SELECT has_table_privilege(session_user, $1::oid, 'INSERT') AS writable", [parent.oid])
+        if (rows[0]?.writable !== false) return undefined
+        const existing = await attempt(`SELECT ${quoteIdent(parentColumn.name)}::text AS id FROM ${quoteTable(parent)} WHERE ${quoteIdent(parentColumn.name)} IS NOT NULL LIMIT 1`, [])
+        const id = existing.rows[0]?.id
+        if (typeof id === 'string') return id
+      }
+    }
+    return undefined
+  }
 
   /** A column to overwrite with a constant that trips no key: an update reading no column at all. */
   function blindUpdate(relation: Relation, tenantColumn: string, tenantType: string, tenantB: string): { column: string; type: string; value: string } {

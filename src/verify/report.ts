@@ -27,6 +27,7 @@ export const checkIds = [
   'probe-move',
   'probe-no-tenant',
   'not-probed',
+  'nothing-probed',
 ] as const
 
 export type CheckId = (typeof checkIds)[number]
@@ -84,6 +85,22 @@ export function tableVerdicts(results: CheckResult[], tenantTables: string[], sh
     verdicts.set(result.table, verdict)
   }
   return [...verdicts.values()]
+}
+
+/**
+ * A run with probes that probed no tenant table proved nothing by behaviour: it
+ * fails, naming the set-up that lets the probes run. Probes act as the app role
+ * (SET ROLE) and write shared parent rows (the tenant registry) as the
+ * connecting user, so that user must be a member of the app role and able to
+ * write the shared tables: the migration role, with GRANT app TO it.
+ */
+export function probeCoverage(probed: string[], tenantTables: string[], role: string, sessionUser: string): CheckResult[] {
+  if (tenantTables.length === 0 || probed.length > 0) return []
+  const fix =
+    role === sessionUser
+      ? `Connect as the migration role (it writes the shared rows the probes need) after GRANT ${role} TO <migration role>; and pass --role ${role}, or pass --no-probes to check the catalogs only.`
+      : `GRANT ${role} TO ${sessionUser}; (so ${sessionUser} can act as ${role}) and run verify again, or pass --no-probes to check the catalogs only.`
+  return [{ check: 'nothing-probed', status: 'fail', table: null, message: `None of the ${tenantTables.length} tenant table(s) could be probed as ${role}: nothing was proven by behaviour.`, fix }]
 }
 
 export function summarise(results: CheckResult[]): VerifyReport['summary'] {

@@ -111,7 +111,7 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         'fail',
         name,
         policies.length === 0 ? 'No policy on the table: with row-level security on, every query of the app is denied.' : `None of its policies (${policies.map((policy) => policy.name).join(', ')}) applies to role ${role}: every query of the app is denied.`,
-        'Generate the tenant policies (prisma-tenancy policies) and apply the migration.',
+        'Generate the tenant policies (prisma-tenancy generate) and apply them (prisma-tenancy migrate deploy).',
       )
     } else {
       pass('no-policy', name, `${analysis.applicable.length} policies apply to ${role}`)
@@ -128,7 +128,9 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
         `Drop or rewrite those policies, or add: CREATE POLICY tenancy_isolation ON ${sql} AS RESTRICTIVE FOR ALL USING (${ident(column)} = NULLIF(current_setting('${setting}', true), '')) WITH CHECK (same);`,
       )
 
-    if (relation.roleOwns) add('role-owns-table', 'fail', name, `Role ${role} owns the table or is a member of its owner ${relation.owner}: it can disable row-level security or drop the policies.`, `ALTER TABLE ${sql} OWNER TO <migration role>; and revoke ${role}'s membership in ${relation.owner}.`)
+    if (relation.roleOwns) add('role-owns-table', 'fail', name, `Role ${role} owns the table or is a member of its owner ${relation.owner}: it can disable row-level security or drop the policies.`, relation.owner === role
+          ? `Connect the app as a role that owns nothing (prisma-tenancy init writes one), or ALTER TABLE ${sql} OWNER TO <migration role>;`
+          : `ALTER TABLE ${sql} OWNER TO <migration role>; and REVOKE ${ident(relation.owner)} FROM ${ident(role)};`)
     else pass('role-owns-table', name, `${role} does not own the table`)
 
     const unprotected = descendants(relation.oid)

@@ -8,7 +8,7 @@ import { classifyModels, noTenantColumnError } from '../policy/classify-models.j
 import { parseDatamodel } from '../policy/prisma-schema.js'
 import { readCatalog, roleExists } from './catalog.js'
 import { runProbes } from './probes.js'
-import { summarise, tableVerdicts, type VerifyReport } from './report.js'
+import { probeCoverage, summarise, tableVerdicts, type VerifyReport } from './report.js'
 import { qualify, runStaticChecks, type TableRef } from './static-checks.js'
 
 export interface VerifyOptions extends ProjectOptions {
@@ -56,6 +56,7 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
     const results = runStaticChecks(catalog, tenantTables, sharedTables, setting)
     const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting)
     results.push(...probes.results)
+    if (options.probes !== false) results.push(...probeCoverage(probes.probed, tenantTables.map((table) => qualify(table.schema, table.table)), role, catalog.sessionUser))
     const summary = summarise(results)
     const tenantNames = tenantTables.map((table) => qualify(table.schema, table.table))
     const sharedNames = sharedTables.map((table) => qualify(table.schema, table.table))

@@ -1,10 +1,10 @@
-import { checkPolicies, generatePolicies, type GeneratePoliciesOptions, type GeneratePoliciesResult } from '../../policy/generate-policies.js'
+import { blockingFindings, checkPolicies, generatePolicies, type GeneratePoliciesOptions, type GeneratePoliciesResult } from '../../policy/generate-policies.js'
 import type { CliIo } from '../output.js'
 import { exitCodes } from '../output.js'
 
 export interface GenerateCommandOptions extends GeneratePoliciesOptions {
   check?: boolean | undefined
-  /** With check: warnings (missing tenant default or index, foreign keys without the tenant column) fail too. */
+  /** Warnings (missing tenant default, foreign keys without the tenant column) fail too; a missing tenant index always does. */
   strict?: boolean | undefined
   json?: boolean | undefined
 }
@@ -22,11 +22,12 @@ function describe(result: GeneratePoliciesResult, check: boolean): string {
     }
   } else if (result.created !== null) {
     lines.push(`Created ${result.created}/migration.sql in ${result.migrationsDir}`, 'Apply it with `prisma-tenancy migrate deploy` (or `prisma migrate deploy`).')
-  } else {
+  } else if (result.upToDate) {
     lines.push('The migrations already hold the policies for every tenant table; nothing written.')
   }
   for (const table of check ? [] : result.pending) lines.push(`Not written: ${table.table} (model ${table.model}): ${table.detail}`)
-  for (const finding of result.findings) lines.push(`warning ${finding.code} ${finding.table}: ${finding.message}\n  fix: ${finding.fix}`)
+  for (const finding of result.findings) lines.push(`${blockingFindings.has(finding.code) ? 'error' : 'warning'} ${finding.code} ${finding.table}: ${finding.message}\n  fix: ${finding.fix}`)
+  if (!check && result.created === null && result.findings.some((finding) => finding.code === 'TENANT_INDEX_MISSING')) lines.push('Nothing written: add the indexes above, run `prisma-tenancy migrate dev`, then generate again.')
   if (check && result.upToDate) lines.push('Policies are up to date.')
   return lines.join('\n')
 }
