@@ -67,7 +67,7 @@ interface Planned {
   pending: PendingTable[]
   findings: Finding[]
   plan: PolicyPlan
-  /** With citus: the distribution statements that go before the policies. */
+  /** With citus: the distribution statements, which go after the policies. */
   distribution: string | null
 }
 
