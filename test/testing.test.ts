@@ -24,6 +24,7 @@ const skipReasons: Record<PostgresProvider, string | false> = {
   url: process.env.DATABASE_URL === undefined ? 'url provider: DATABASE_URL is not set, no server to point at' : false,
   embedded: false,
   testcontainers: docker.available ? false : `testcontainers provider: no Docker engine answers (${docker.reason})`,
+  citus: 'citus provider: tested on its own cluster in test/citus-cluster.test.ts',
 }
 for (const reason of Object.values(skipReasons)) if (reason !== false) console.info(`skipped: ${reason}`)
 

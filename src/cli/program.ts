@@ -76,6 +76,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--signed', 'policies trust the tenant only with a valid signature (signed tenant context; provision the key with `signing-key set`)')
     .option('--check', 'write nothing; exit 1 when a tenant table has no policy migration (CI drift gate)')
     .option('--strict', 'also exit 1 on warnings (missing tenant default, foreign keys without the tenant column)')
+    .option('--citus', 'also distribute on Citus: tenant tables on the tenant column (co-located), shared tables as reference tables; needs --app-role')
     .action((options) => {
       select((cliIo) => generateCommand(options, cliIo))
     })

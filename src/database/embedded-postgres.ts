@@ -45,14 +45,15 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 }
 
 export interface RunningPostgres {
-  kind: 'url' | 'embedded' | 'container'
+  kind: 'url' | 'embedded' | 'container' | 'citus'
   /** A superuser URL for the `postgres` database. */
   adminUrl: string
   /** Stops what was started (an embedded server); a no-op for a server given by URL. Safe to call twice. */
   stop(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
@@ -67,7 +68,19 @@ async function freePort(): Promise<number> {
 const running = new Set<RunningPostgres>()
 let signalHandlersInstalled = false
 
-/** Ctrl-C and SIGTERM stop every embedded server this process started, then exit as the signal asks. */
+/**
+ * Ctrl-C and SIGTERM stop every server this process started (embedded, or a
+ * Citus cluster), then exit as the signal asks. `stop` must forget the handle.
+ */
+export function stopOnSignal(handle: RunningPostgres): void {
+  running.add(handle)
+  installSignalHandlers()
+}
+
+export function forgetOnStop(handle: RunningPostgres): void {
+  running.delete(handle)
+}
+
 function installSignalHandlers(): void {
   if (signalHandlersInstalled) return
   signalHandlersInstalled = true
@@ -108,7 +121,7 @@ export async function startEmbeddedPostgres(options: { log?: (message: unknown) 
     async stop() {
       if (stopped) return
       stopped = true
-      running.delete(handle)
+      forgetOnStop(handle)
       await server.stop().catch(() => undefined)
       await rm(databaseDir, { recursive: true, force: true })
     },
@@ -126,7 +139,6 @@ export async function startEmbeddedPostgres(options: { log?: (message: unknown) 
       { cause },
     )
   }
-  running.add(handle)
-  installSignalHandlers()
+  stopOnSignal(handle)
   return handle
 }

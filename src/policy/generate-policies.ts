@@ -6,6 +6,7 @@ import { parseMigrationName } from '../migrate/migrate.js'
 import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
 import { classifyModels, noTenantColumnError, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
 import { readPolicyHistory, tableKey } from './policy-history.js'
+import { assertCitusKeys, foreignKeysOf, renderCitusDistribution, withDistribution } from '../citus/distribution-sql.js'
 import { ACCESS_POLICY, ISOLATION_POLICY, quoteTable, renderPolicyMigration, type PolicyPlan } from './policy-sql.js'
 import { SIGNED_TENANT_FUNCTION } from './signed-context.js'
 import { parseDatamodel } from './prisma-schema.js'
@@ -27,6 +28,8 @@ export interface GeneratePoliciesOptions {
   signed?: boolean | undefined
   /** Clock for the migration folder's timestamp. */
   now?: Date | undefined
+  /** Also distribute the tables on Citus (reference tables for shared ones); needs appRole. */
+  citus?: boolean | undefined
 }
 
 export type PendingReason = 'missing' | 'changed' | 'grant' | 'unshared' | 'not-migrated' | 'database'
@@ -70,12 +73,19 @@ interface Planned {
   pending: PendingTable[]
   findings: Finding[]
   plan: PolicyPlan
+  /** With citus: the distribution statements, which go after the policies. */
+  distribution: string | null
 }
 
 async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> {
   const { tenantField, setting, appRole } = parseOptions(options)
   const project = await resolveProject(options)
-  const analysis = classifyModels(parseDatamodel(await readSchemaFiles(project.schemaPath)), { tenantField, setting })
+  const datamodel = parseDatamodel(await readSchemaFiles(project.schemaPath))
+  const analysis = classifyModels(datamodel, { tenantField, setting })
+  if (options.citus === true) {
+    if (appRole === undefined) throw new TenancyError('CONFIG_INVALID', 'generate --citus needs --app-role <role>: the role gets the Citus setting that lets the tenant reach the workers.')
+    assertCitusKeys(datamodel, analysis.tenantTables, tenantField)
+  }
   const history = await readPolicyHistory(project.migrationsDir)
   // Without the field anywhere, the option or the schema is wrong, unless the field was removed after policies were made (reported below).
   if (analysis.tenantTables.length === 0 && !analysis.sharedTables.some((table) => table.marked)) {
@@ -186,7 +196,17 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
       plan.registry = registry
     }
   }
-  return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan }
+  const distribution =
+    options.citus === true && appRole !== undefined
+      ? renderCitusDistribution({
+          datamodel,
+          tenantTables: plan.tenantTables,
+          sharedTables: analysis.sharedTables.filter((table) => history.creates(table)),
+          foreignKeys: await foreignKeysOf(project.migrationsDir, plan.tenantTables),
+          appRole,
+        })
+      : null
+  return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan, distribution }
 }
 
 /** Findings that are errors: generate writes nothing and --check fails until they are fixed. */
@@ -211,7 +231,8 @@ export async function generatePolicies(options: GeneratePoliciesOptions = {}): P
   // The policies' comparison needs an index leading with the tenant column (README, How it works).
   const indexMissing = planned.findings.some((finding) => finding.code === 'TENANT_INDEX_MISSING')
   if (!indexMissing && (planned.pending.some((table) => table.reason !== 'not-migrated') || plan.registry !== null)) {
-    created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), renderPolicyMigration(plan))
+    const script = renderPolicyMigration(plan)
+    created = await writeMigration(planned.migrationsDir, migrationFolderName(name, options.now), planned.distribution === null ? script : withDistribution(script, planned.distribution))
   }
   const pending = planned.pending.filter((table) => table.reason === 'not-migrated')
   return {

@@ -1,4 +1,6 @@
 // prisma-tenancy/testing: real PostgreSQL for an app's own tests.
+export { citusAvailable, startCitusCluster } from './citus-cluster.js'
+export type { CitusCluster, CitusClusterOptions, CitusNode } from './citus-cluster.js'
 export { containerRuntimeAvailable, postgresProviders, startPostgres } from './postgres-provider.js'
 export type { PostgresProvider, PostgresProviderOptions } from './postgres-provider.js'
 export { createTestDatabase, defaultAppRole, startTestServer, withTestDatabase } from './test-server.js'

