@@ -106,7 +106,7 @@ describe('prisma-tenancy CLI messages', () => {
       const named = new RegExp(`(?:prisma-tenancy )?\\b(${program.commands.map((command) => command.name()).join('|')})((?: --[a-z][a-z-]+(?: [^\\s-][^\\s]*)?)+)`, 'g')
       for (const match of text.matchAll(named)) {
         const command = program.commands.find((candidate) => candidate.name() === match[1])
-        const flags = new Set(command?.options.map((option) => option.long) ?? [])
+        const flags = new Set(command?.options.flatMap((option) => option.long ?? []) ?? [])
         for (const flag of (match[2] ?? '').matchAll(/--[a-z][a-z-]+/g)) commandFlags.set((match.index ?? 0) + match[0].indexOf(flag[0], (match[1] ?? '').length), flags)
       }
       for (const match of text.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)) {
