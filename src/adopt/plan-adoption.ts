@@ -239,7 +239,6 @@ const locks = {
   catalog: 'ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan)',
   validate: 'SHARE UPDATE EXCLUSIVE while it scans: reads and writes go on',
   concurrently: 'SHARE UPDATE EXCLUSIVE while it builds: reads and writes go on',
-  foreignKeys: 'SHARE ROW EXCLUSIVE on both tables, catalog change only (NOT VALID: no scan)',
   notNull: 'SHARE UPDATE EXCLUSIVE while validating, then ACCESS EXCLUSIVE for SET NOT NULL without a scan (the valid CHECK proves it)',
 }
 
@@ -342,13 +341,19 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
   }
   const keyed = tables.filter((entry) => entry.primaryKey !== undefined || entry.dropForeignKeys.length + entry.addForeignKeys.length > 0)
   if (keyed.length > 0) {
+    // Lock every table up front, referenced tables first: the app's own writes lock a parent before its
+    // children (a cascading delete, a child insert's key check), and ALTER TABLE taking the child first
+    // would deadlock with them. In this order the step waits, up to its lock_timeout, instead.
+    const referenced = keyed.flatMap((entry) => entry.addForeignKeys.flatMap((key) => /REFERENCES ((?:"(?:[^"]|"")+"\.)?"(?:[^"]|"")+")/.exec(key.sql)?.[1] ?? []))
+    const lockOrder = [...new Set([...referenced, ...keyed.map((entry) => entry.quoted)])]
     steps.push({
       name: 'adopt_keys',
       description: 'switch primary keys to their composite form on the indexes just built, and foreign keys to ones that include the tenant column (NOT VALID)',
       transactional: true,
-      lock: `${locks.catalog} on tables whose primary key changes; ${locks.foreignKeys} for foreign keys`,
+      lock: `${locks.catalog} on every table of the step, referenced tables locked first`,
       tables: keyed.map(name),
       statements: [
+        `LOCK TABLE ${lockOrder.join(', ')} IN ACCESS EXCLUSIVE MODE;`,
         ...keyed.flatMap((entry) => entry.dropForeignKeys.map((key) => `ALTER TABLE ${entry.quoted} DROP CONSTRAINT ${key};`)),
         ...keyed.flatMap((entry) =>
           entry.primaryKey === undefined

@@ -147,9 +147,10 @@ CREATE UNIQUE INDEX CONCURRENTLY "tasks_tenant_id_id_key" ON "tasks"("tenant_id"
 -- 20300101000012_adopt_keys
 -- prisma-tenancy adopt, step 13 of 19: switch primary keys to their composite form on the indexes just built, and foreign keys to ones that include the tenant column (NOT VALID).
 -- Tables: Member, tasks
--- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan) on tables whose primary key changes; SHARE ROW EXCLUSIVE on both tables, catalog change only (NOT VALID: no scan) for foreign keys
+-- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan) on every table of the step, referenced tables locked first
 -- One transaction; it gives up instead of queueing every other query behind it.
 SET LOCAL lock_timeout = '5s';
+LOCK TABLE "Project", "Member", "tasks" IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE "tasks" DROP CONSTRAINT "tasks_project_id_fkey";
 ALTER TABLE "Member" DROP CONSTRAINT "Member_pkey", ADD CONSTRAINT "Member_pkey" PRIMARY KEY USING INDEX "Member_pkey_adopt";
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_tenant_id_project_id_fkey" FOREIGN KEY ("tenant_id", "project_id") REFERENCES "Project"("tenant_id", "id") ON DELETE CASCADE ON UPDATE CASCADE NOT VALID;
