@@ -265,6 +265,7 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
       lock: locks.catalog,
       tables: withColumn.map(name),
       statements: [
+        lockAllOrNone(withColumn.map((entry) => entry.quoted)),
         ...withColumn.flatMap((entry) => [
           `ALTER TABLE ${entry.quoted} ADD COLUMN IF NOT EXISTS ${column(entry)} ${entry.column!.type};`,
           `ALTER TABLE ${entry.quoted} ALTER COLUMN ${column(entry)} SET DEFAULT ${transitionalDefault(entry.column!, defaultTenant)};`,
@@ -297,7 +298,10 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
       transactional: true,
       lock: locks.catalog,
       tables: notNull.map(name),
-      statements: notNull.map((entry) => `ALTER TABLE ${entry.quoted} ADD CONSTRAINT ${check(entry)} CHECK (${column(entry)} IS NOT NULL) NOT VALID;`),
+      statements: [
+        lockAllOrNone(notNull.map((entry) => entry.quoted)),
+        ...notNull.map((entry) => `ALTER TABLE ${entry.quoted} ADD CONSTRAINT ${check(entry)} CHECK (${column(entry)} IS NOT NULL) NOT VALID;`),
+      ],
       notes: [],
     })
     steps.push({
@@ -341,9 +345,6 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
   }
   const keyed = tables.filter((entry) => entry.primaryKey !== undefined || entry.dropForeignKeys.length + entry.addForeignKeys.length > 0)
   if (keyed.length > 0) {
-    // Lock every table up front, referenced tables first: the app's own writes lock a parent before its
-    // children (a cascading delete, a child insert's key check), and ALTER TABLE taking the child first
-    // would deadlock with them. In this order the step waits, up to its lock_timeout, instead.
     const referenced = keyed.flatMap((entry) => entry.addForeignKeys.flatMap((key) => /REFERENCES ((?:"(?:[^"]|"")+"\.)?"(?:[^"]|"")+")/.exec(key.sql)?.[1] ?? []))
     const lockOrder = [...new Set([...referenced, ...keyed.map((entry) => entry.quoted)])]
     steps.push({
@@ -353,7 +354,7 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
       lock: `${locks.catalog} on every table of the step, referenced tables locked first`,
       tables: keyed.map(name),
       statements: [
-        `LOCK TABLE ${lockOrder.join(', ')} IN ACCESS EXCLUSIVE MODE;`,
+        lockAllOrNone(lockOrder),
         ...keyed.flatMap((entry) => entry.dropForeignKeys.map((key) => `ALTER TABLE ${entry.quoted} DROP CONSTRAINT ${key};`)),
         ...keyed.flatMap((entry) =>
           entry.primaryKey === undefined
@@ -410,6 +411,7 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
       lock: locks.catalog,
       tables: withColumn.map(name),
       statements: [
+        lockAllOrNone(withColumn.map((entry) => entry.quoted)),
         ...withColumn.map((entry) =>
           entry.column!.defaultExpression === null
             ? `ALTER TABLE ${entry.quoted} ALTER COLUMN ${column(entry)} DROP DEFAULT;`
@@ -542,4 +544,25 @@ export async function planAdoption(options: AdoptOptions): Promise<AdoptionPlan>
       findings: policies.findings,
     }
   })
+}
+
+/**
+ * A DO block that takes ACCESS EXCLUSIVE on every table of a catalog-only step at once, or none. The app's
+ * own writes take these tables in both orders (a cascading delete locks the parent, then the child; a
+ * child insert's key check the child, then the parent), so a step that waited for one lock while holding
+ * another deadlocked with them (seen in CI). NOWAIT inside a subtransaction never waits holding a lock: on
+ * a miss it lets go of all of them and tries again every 10 ms, for at most ADOPT_LOCK_TIMEOUT.
+ */
+function lockAllOrNone(tables: readonly string[]): string {
+  return [
+    'DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval ' + quoteLiteral(ADOPT_LOCK_TIMEOUT) + '; BEGIN',
+    '  LOOP',
+    `    BEGIN LOCK TABLE ${tables.join(', ')} IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;`,
+    '    EXCEPTION WHEN lock_not_available THEN',
+    "      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', " + quoteLiteral(ADOPT_LOCK_TIMEOUT) + ' USING ERRCODE = \'55P03\'; END IF;',
+    '      PERFORM pg_sleep(0.01);',
+    '    END;',
+    '  END LOOP;',
+    'END $lock$;',
+  ].join('\n')
 }

@@ -4,6 +4,15 @@
 -- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan)
 -- One transaction; it gives up instead of queueing every other query behind it.
 SET LOCAL lock_timeout = '5s';
+DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval '5s'; BEGIN
+  LOOP
+    BEGIN LOCK TABLE "Member", "Project", "tasks" IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', '5s' USING ERRCODE = '55P03'; END IF;
+      PERFORM pg_sleep(0.01);
+    END;
+  END LOOP;
+END $lock$;
 ALTER TABLE "Member" ADD COLUMN IF NOT EXISTS "tenant_id" TEXT;
 ALTER TABLE "Member" ALTER COLUMN "tenant_id" SET DEFAULT COALESCE(NULLIF(current_setting('app.current_tenant'::text, true), ''), 'legacy');
 ALTER TABLE "Project" ADD COLUMN IF NOT EXISTS "tenant_id" TEXT;
@@ -68,6 +77,15 @@ CALL "prisma_tenancy_backfill"('"tasks"', 'tenant_id', 'legacy', 100);
 -- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan)
 -- One transaction; it gives up instead of queueing every other query behind it.
 SET LOCAL lock_timeout = '5s';
+DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval '5s'; BEGIN
+  LOOP
+    BEGIN LOCK TABLE "Member", "Project", "tasks" IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', '5s' USING ERRCODE = '55P03'; END IF;
+      PERFORM pg_sleep(0.01);
+    END;
+  END LOOP;
+END $lock$;
 ALTER TABLE "Member" ADD CONSTRAINT "Member_tenant_id_not_null" CHECK ("tenant_id" IS NOT NULL) NOT VALID;
 ALTER TABLE "Project" ADD CONSTRAINT "Project_tenant_id_not_null" CHECK ("tenant_id" IS NOT NULL) NOT VALID;
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_tenant_id_not_null" CHECK ("tenant_id" IS NOT NULL) NOT VALID;
@@ -150,7 +168,15 @@ CREATE UNIQUE INDEX CONCURRENTLY "tasks_tenant_id_id_key" ON "tasks"("tenant_id"
 -- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan) on every table of the step, referenced tables locked first
 -- One transaction; it gives up instead of queueing every other query behind it.
 SET LOCAL lock_timeout = '5s';
-LOCK TABLE "Project", "Member", "tasks" IN ACCESS EXCLUSIVE MODE;
+DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval '5s'; BEGIN
+  LOOP
+    BEGIN LOCK TABLE "Project", "Member", "tasks" IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', '5s' USING ERRCODE = '55P03'; END IF;
+      PERFORM pg_sleep(0.01);
+    END;
+  END LOOP;
+END $lock$;
 ALTER TABLE "tasks" DROP CONSTRAINT "tasks_project_id_fkey";
 ALTER TABLE "Member" DROP CONSTRAINT "Member_pkey", ADD CONSTRAINT "Member_pkey" PRIMARY KEY USING INDEX "Member_pkey_adopt";
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_tenant_id_project_id_fkey" FOREIGN KEY ("tenant_id", "project_id") REFERENCES "Project"("tenant_id", "id") ON DELETE CASCADE ON UPDATE CASCADE NOT VALID;
@@ -275,6 +301,15 @@ GRANT SELECT ON "Country" TO "tenancy_app";
 -- Lock: ACCESS EXCLUSIVE, catalog change only (milliseconds, no scan)
 -- One transaction; it gives up instead of queueing every other query behind it.
 SET LOCAL lock_timeout = '5s';
+DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval '5s'; BEGIN
+  LOOP
+    BEGIN LOCK TABLE "Member", "Project", "tasks" IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', '5s' USING ERRCODE = '55P03'; END IF;
+      PERFORM pg_sleep(0.01);
+    END;
+  END LOOP;
+END $lock$;
 ALTER TABLE "Member" ALTER COLUMN "tenant_id" SET DEFAULT current_setting('app.current_tenant'::text, true);
 ALTER TABLE "Project" ALTER COLUMN "tenant_id" SET DEFAULT current_setting('app.current_tenant'::text, true);
 ALTER TABLE "tasks" ALTER COLUMN "tenant_id" SET DEFAULT current_setting('app.current_tenant'::text, true);
