@@ -312,6 +312,10 @@ function buildSteps(tables: TableChanges[], rows: Map<string, number>, defaultTe
       tables: notNull.map(name),
       statements: [
         ...notNull.map((entry) => `ALTER TABLE ${entry.quoted} VALIDATE CONSTRAINT ${check(entry)};`),
+        // SET NOT NULL upgrades to ACCESS EXCLUSIVE table by table; waiting for the second table while holding the
+        // first deadlocked with the app's writes (seen in CI), so take them all at once or none, as catalog steps do.
+        // The SHARE UPDATE EXCLUSIVE locks the validation holds meanwhile conflict with none of the app's DML.
+        lockAllOrNone(notNull.map((entry) => entry.quoted)),
         ...notNull.flatMap((entry) => [`ALTER TABLE ${entry.quoted} ALTER COLUMN ${column(entry)} SET NOT NULL;`, `ALTER TABLE ${entry.quoted} DROP CONSTRAINT ${check(entry)};`]),
       ],
       notes: [

@@ -101,6 +101,15 @@ SET LOCAL lock_timeout = '5s';
 ALTER TABLE "Member" VALIDATE CONSTRAINT "Member_tenant_id_not_null";
 ALTER TABLE "Project" VALIDATE CONSTRAINT "Project_tenant_id_not_null";
 ALTER TABLE "tasks" VALIDATE CONSTRAINT "tasks_tenant_id_not_null";
+DO $lock$ DECLARE deadline timestamptz := clock_timestamp() + interval '5s'; BEGIN
+  LOOP
+    BEGIN LOCK TABLE "Member", "Project", "tasks" IN ACCESS EXCLUSIVE MODE NOWAIT; RETURN;
+    EXCEPTION WHEN lock_not_available THEN
+      IF clock_timestamp() > deadline THEN RAISE EXCEPTION 'prisma-tenancy adopt: could not lock the tables of this step within %', '5s' USING ERRCODE = '55P03'; END IF;
+      PERFORM pg_sleep(0.01);
+    END;
+  END LOOP;
+END $lock$;
 ALTER TABLE "Member" ALTER COLUMN "tenant_id" SET NOT NULL;
 ALTER TABLE "Member" DROP CONSTRAINT "Member_tenant_id_not_null";
 ALTER TABLE "Project" ALTER COLUMN "tenant_id" SET NOT NULL;
