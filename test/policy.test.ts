@@ -557,20 +557,22 @@ describe('generate --app-role and temporary tables', () => {
 })
 
 describe('generate --signed', () => {
-  it('rewrites every tenant table once; afterwards --check passes with --signed and reports the switch back without it', async () => {
+  it('rewrites every tenant table and the registry once; afterwards --check passes with --signed and reports the switch back without it', async () => {
     const project = await copyExampleProject()
     const options = ['--schema', project.schema, '--migrations', project.migrations]
     const first = await runCliCaptured(['generate', ...options, '--signed', '--json'])
     expect(first.code).toBe(0)
     const script = await readFile(join(project.migrations, (JSON.parse(first.stdout) as { created: string }).created, 'migration.sql'), 'utf8')
-    expect(script.match(/^CREATE POLICY .* ON "?\w+"?/gm)).toHaveLength(8)
+    expect(script.match(/^CREATE POLICY .* ON "?\w+"?/gm)).toHaveLength(9)
     expect(script).toContain('CREATE OR REPLACE FUNCTION prisma_tenancy.current_tenant() RETURNS text')
+    // The registry's read policy trusts the signed tenant only, like the tenant tables'.
+    expect(script).toContain(`CREATE POLICY tenancy_registry_read ON "Tenant" AS PERMISSIVE FOR SELECT TO PUBLIC\n  USING ("id" = (SELECT prisma_tenancy.current_tenant()));`)
     // No key in the migration (signing-key set stores it), and no grants without --app-role.
     expect(script).not.toMatch(/^(INSERT|GRANT)/m)
     expect((await runCliCaptured(['generate', '--check', ...options, '--signed'])).code).toBe(0)
     const unsigned = await checkPolicies({ schema: project.schema, migrations: project.migrations })
     expect(unsigned.upToDate).toBe(false)
-    expect(unsigned.pending.map((table) => table.detail)).toEqual(['unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting'])
+    expect(unsigned.pending.map((table) => table.detail)).toEqual(['unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting', 'unsigned tenant setting'])
   })
 })
 

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { withClient } from '../src/database/admin.js'
 import { tenantSignature, tenantSigner, signatureSetting } from '../src/context/tenant-signature.js'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
+import { checkPolicies, generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
 import { migrateDeploy } from '../src/migrate/migrate.js'
 import { createTestDatabase, type TestDatabase } from '../src/testing/index.js'
 import { verify } from '../src/verify/verify.js'
@@ -110,6 +112,16 @@ describe('signed policies, as the application role', () => {
     expect(seen).toEqual([0, 0, 0, 0])
   })
 
+  it("show B its own registry row only, and not A's when B's SQL switches the plain setting to A", async () => {
+    const seen = await asBeta(async (client) => {
+      const own = (await client.query<{ id: string }>('SELECT id FROM "Tenant" ORDER BY 1')).rows.map((row) => row.id)
+      await client.query(`SELECT set_config('app.current_tenant', 't_alpha', true)`)
+      const switched = (await client.query<{ id: string }>('SELECT id FROM "Tenant" ORDER BY 1')).rows.map((row) => row.id)
+      return { own, switched }
+    })
+    expect(seen).toEqual({ own: ['t_beta'], switched: [] })
+  })
+
   it("refuse B's writes into A: an insert carrying A's id, and updates or deletes of A's rows", async () => {
     const outcome = await asBeta(async (client) => {
       await client.query(`SELECT set_config('app.current_tenant', 't_alpha', true)`)
@@ -208,6 +220,41 @@ describe('tenantSigner, the client side', () => {
   it('refuses a key that is not what signing-key set prints, with CONFIG_INVALID', () => {
     for (const bad of ['', 'short', `${key}==`, randomBytes(16).toString('base64url')]) {
       expect(() => tenantSigner(bad)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    }
+  })
+})
+
+describe('upgrading a signed project whose registry policy still reads the plain setting', () => {
+  it('generate --signed writes one migration for the registry alone, and once deployed it trusts the signed tenant only', async () => {
+    const project = await copyExampleProject()
+    const first = await generatePolicies({ cwd: project.dir, appRole: 'tenancy_app', signed: true, now: new Date('2030-01-01T00:00:00Z') })
+    // What earlier versions wrote: signed tenant tables, but the registry on the bare setting and recorded without `signed`.
+    const firstFile = join(project.migrations, first.created ?? '', 'migration.sql')
+    const current = await readFile(firstFile, 'utf8')
+    const old = current
+      .replace(/("kind":"registry".*),"signed":true\}/, '$1}')
+      .replace(`USING ("id" = (SELECT prisma_tenancy.current_tenant()));`, `USING ("id" = NULLIF(current_setting('app.current_tenant', true), ''));`)
+    expect(old).not.toBe(current)
+    await writeFile(firstFile, old)
+    const upgraded = await createTestDatabase(server)
+    try {
+      await migrateDeploy({ cwd: project.dir, databaseUrl: upgraded.adminUrl })
+      const registryPolicy = () =>
+        withClient(upgraded.adminUrl, async (client) => (await client.query<{ using: string }>(`SELECT pg_get_expr(polqual, polrelid) AS using FROM pg_policy WHERE polrelid = '"Tenant"'::regclass`)).rows.map((row) => row.using))
+      expect(await registryPolicy()).toEqual([`(id = NULLIF(current_setting('app.current_tenant'::text, true), ''::text))`])
+      const pending = await checkPolicies({ cwd: project.dir, appRole: 'tenancy_app', signed: true })
+      expect(pending.pending.map((table) => [table.table, table.detail])).toEqual([['Tenant', 'signed tenant context']])
+
+      const second = await generatePolicies({ cwd: project.dir, appRole: 'tenancy_app', signed: true, now: new Date('2030-01-02T00:00:00Z') })
+      expect(second.created).toBe('20300102000000_rls')
+      const script = await readFile(join(project.migrations, second.created ?? '', 'migration.sql'), 'utf8')
+      expect(script.match(/^CREATE POLICY .*/gm)).toEqual(['CREATE POLICY tenancy_registry_read ON "Tenant" AS PERMISSIVE FOR SELECT TO PUBLIC'])
+      expect(script).not.toContain('CREATE OR REPLACE FUNCTION')
+      await migrateDeploy({ cwd: project.dir, databaseUrl: upgraded.adminUrl })
+      expect(await registryPolicy()).toEqual(['(id = ( SELECT prisma_tenancy.current_tenant() AS current_tenant))'])
+      expect((await checkPolicies({ cwd: project.dir, appRole: 'tenancy_app', signed: true })).upToDate).toBe(true)
+    } finally {
+      await upgraded.drop()
     }
   })
 })

@@ -138,7 +138,7 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
       record.column === table.column ? null : `column ${record.column} → ${table.column}`,
       record.type === table.columnType ? null : `type ${record.type} → ${table.columnType}`,
       record.setting === setting ? null : `setting ${record.setting} → ${setting}`,
-      (record.signed ?? false) === signed ? null : signed ? 'signed tenant context' : 'unsigned tenant setting',
+      (record.signed ?? false) === signed ? null : signedChange(signed),
     ].filter((change) => change !== null)
     if (record.column !== table.column) {
       findings.push({
@@ -188,9 +188,11 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
         ? 'the tenant registry is not protected yet'
         : record.column !== registry.column || record.type !== registry.columnType || record.setting !== setting
           ? `registry id column or setting changed (${record.column} ${record.type} ${record.setting} → ${registry.column} ${registry.columnType} ${setting})`
-          : appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)
-            ? `no read grant to ${appRole} yet`
-            : null
+          : (record.signed ?? false) !== signed
+            ? signedChange(signed)
+            : appRole !== undefined && !(recorded?.grants.has(appRole) ?? false)
+              ? `no read grant to ${appRole} yet`
+              : null
     if (detail !== null && !notMigrated(registry)) {
       pending.push({ table: qualifiedName(registry), model: registry.model, reason: record === undefined ? 'missing' : appRole !== undefined && detail.startsWith('no read') ? 'grant' : 'changed', detail })
       plan.registry = registry
@@ -207,6 +209,11 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
         })
       : null
   return { migrationsDir: project.migrationsDir, models: analysis.models, pending, findings, plan, distribution }
+}
+
+/** What a switch between the signed and the unsigned mode changes, as a pending table's detail. */
+function signedChange(signed: boolean): string {
+  return signed ? 'signed tenant context' : 'unsigned tenant setting'
 }
 
 /** Findings that are errors: generate writes nothing and --check fails until they are fixed. */

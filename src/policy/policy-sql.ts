@@ -16,7 +16,7 @@ export type PolicyRecord =
   | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
   | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
   | DatabaseRecord
-  | { kind: 'registry'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[] }
+  | { kind: 'registry'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
 
 /** What a migration did to the database as a whole: TEMPORARY revoked from these roles (and PUBLIC), the signed context created. */
 export interface DatabaseRecord {
@@ -183,7 +183,8 @@ function registryBlock(table: RegistryTable, plan: PolicyPlan): string[] {
     `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
     `DROP POLICY IF EXISTS ${REGISTRY_POLICY} ON ${name};`,
     `CREATE POLICY ${REGISTRY_POLICY} ON ${name} AS PERMISSIVE FOR SELECT TO PUBLIC`,
-    `  USING (${tenantPredicate(table.column, table.columnType, plan.setting)});`,
+    // In the signed mode the registry trusts the signed tenant too: else SQL that sets the plain setting reads any tenant's row.
+    `  USING (${tenantPredicate(table.column, table.columnType, plan.setting, plan.signed === true)});`,
   ]
   if (plan.appRole !== null) {
     const role = quoteIdent(plan.appRole)
@@ -227,7 +228,19 @@ export function renderPolicyMigration(plan: PolicyPlan): string {
     ...plan.tenantTables.map((table) => recordFor(table, plan.setting, role, plan.signed === true)),
     ...plan.liftedTables.map((table): PolicyRecord => ({ kind: 'shared', schema: table.schema, table: table.table, grants: [] })),
     ...(role === null ? [] : plan.sharedTables.map((table) => sharedRecordFor(table, role))),
-    ...registry.map((table): PolicyRecord => ({ kind: 'registry', schema: table.schema, table: table.table, column: table.column, type: table.columnType, setting: plan.setting, grants: role === null ? [] : [role] })),
+    ...registry.map(
+      (table): PolicyRecord => ({
+        kind: 'registry',
+        schema: table.schema,
+        table: table.table,
+        column: table.column,
+        type: table.columnType,
+        setting: plan.setting,
+        grants: role === null ? [] : [role],
+        // Only when set, as on tenant records.
+        ...(plan.signed === true ? { signed: true } : {}),
+      }),
+    ),
   ]
   const sections = [
     [

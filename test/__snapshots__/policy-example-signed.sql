@@ -7,7 +7,7 @@
 -- prisma-tenancy:table {"kind":"tenant","schema":null,"table":"project_members","column":"tenant_id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"],"signed":true}
 -- prisma-tenancy:table {"kind":"tenant","schema":null,"table":"tasks","column":"tenant_id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"],"signed":true}
 -- prisma-tenancy:table {"kind":"shared","schema":null,"table":"Country","grants":["tenancy_app"]}
--- prisma-tenancy:table {"kind":"registry","schema":null,"table":"Tenant","column":"id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"]}
+-- prisma-tenancy:table {"kind":"registry","schema":null,"table":"Tenant","column":"id","type":"text","setting":"app.current_tenant","grants":["tenancy_app"],"signed":true}
 
 -- No temporary tables for the application role: they are session state, which outlives a transaction on a pooled
 -- connection and could carry one tenant's rows to the next. PUBLIC holds TEMPORARY on every database by default.
@@ -137,7 +137,7 @@ ALTER TABLE "Tenant" ENABLE ROW LEVEL SECURITY;
 ALTER TABLE "Tenant" FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tenancy_registry_read ON "Tenant";
 CREATE POLICY tenancy_registry_read ON "Tenant" AS PERMISSIVE FOR SELECT TO PUBLIC
-  USING ("id" = NULLIF(current_setting('app.current_tenant', true), ''));
+  USING ("id" = (SELECT prisma_tenancy.current_tenant()));
 -- The application role reads its tenant's row, and writing the registry is the lifecycle's job.
 GRANT SELECT ON "Tenant" TO "tenancy_app";
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON "Tenant" FROM "tenancy_app";
