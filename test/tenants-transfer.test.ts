@@ -185,3 +185,50 @@ describe('tenant import', () => {
     expect(await rowsOf(target.adminUrl, 'acme')).toEqual(Object.fromEntries(tables.map(({ table }) => [table, []])))
   })
 })
+
+describe('tenant import --batch-size (resumable)', () => {
+  it('commits batch by batch; interrupted by a refused row, a rerun with the same file continues and ends with exactly the exported rows', async () => {
+    const target = await database()
+    const cli = (...extra: string[]) => runCliCaptured(['tenant', 'import', exportFile, '--schema', schema, '--database-url', target.adminUrl, ...extra])
+    // The tasks row (line 7, in the third batch of two rows) is refused until the trigger goes.
+    await withClient(target.adminUrl, (client) =>
+      client.query(`CREATE FUNCTION refuse_task() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+        CREATE TRIGGER refuse_task BEFORE INSERT ON "tasks" FOR EACH ROW EXECUTE FUNCTION refuse_task()`),
+    )
+    const stopped = await cli('--batch-size', '2')
+    expect(stopped.code).toBe(2)
+    expect(stopped.stderr).toContain('error IMPORT_INVALID: Line 7 of the import: PostgreSQL refused rows of public.tasks')
+    expect(stopped.stderr).toContain('The rows up to line 5 are imported')
+    const counts = (rows: Record<string, string[]>) => Object.fromEntries(Object.entries(rows).map(([table, list]) => [table, list.length]))
+    // The first two batches stay: the registry row, both Ledger rows and the Project.
+    expect(counts(await rowsOf(target.adminUrl, 'acme'))).toEqual({ Tenant: 1, Ledger: 2, Project: 1, project_members: 0, tasks: 0, Comment: 0 })
+    // The partly imported tenant exists: a one-transaction import refuses to mix with it, and changes nothing.
+    expect((await cli()).stderr).toContain('error TENANT_EXISTS')
+    expect(counts(await rowsOf(target.adminUrl, 'acme'))).toEqual({ Tenant: 1, Ledger: 2, Project: 1, project_members: 0, tasks: 0, Comment: 0 })
+
+    await withClient(target.adminUrl, (client) => client.query('DROP TRIGGER refuse_task ON "tasks"; DROP FUNCTION refuse_task()'))
+    const resumed = await cli('--batch-size', '2', '--json')
+    expect(resumed.code).toBe(0)
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ tenant: 'acme', resumed: true })
+    expect(await rowsOf(target.adminUrl, 'acme')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+    // Done: nothing left to resume, so the same import again is refused as for any existing tenant.
+    expect((await cli('--batch-size', '2')).stderr).toContain('error TENANT_EXISTS')
+  })
+
+  it('with --replace starts over, and a fresh resumable import under another id matches the export', async () => {
+    const target = await database()
+    const first = await importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile), as: 'acme-b', batchSize: 3 })
+    expect(first).toMatchObject({ tenant: 'acme-b', resumed: false, replaced: false })
+    expect(await rowsOf(target.adminUrl, 'acme-b')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+    await withClient(target.adminUrl, (client) => client.query(`UPDATE "Project" SET name = 'edited' WHERE tenant_id = 'acme-b'`))
+    const replaced = await importTenant({ databaseUrl: target.adminUrl, schema, input: createReadStream(exportFile), as: 'acme-b', batchSize: 1, replace: true })
+    expect(replaced).toMatchObject({ resumed: false, replaced: true })
+    expect(await rowsOf(target.adminUrl, 'acme-b')).toEqual(await rowsOf(source.adminUrl, 'acme'))
+  })
+
+  it('refuses a batch size that is not a whole number from 1 to 1000000 before touching the database', async () => {
+    const result = await runCliCaptured(['tenant', 'import', exportFile, '--schema', schema, '--database-url', 'postgresql://nobody@127.0.0.1:1/none', '--batch-size', '0'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('--batch-size must be a whole number from 1 to 1000000')
+  })
+})

@@ -134,9 +134,10 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .action((id: string, options) => {
       select((cliIo) => tenantExportCommand(id, options, cliIo))
     })
-  lifecycle(tenant.command('import <file>').description('load an export in one transaction'))
+  lifecycle(tenant.command('import <file>').description('load an export in one transaction, or resumably in batches (--batch-size)'))
     .option('--as <id>', 'import under this tenant id')
     .option('--replace', 'replace the tenant if it exists')
+    .option('--batch-size <n>', 'commit every n rows; a rerun with the same file continues after the last committed batch')
     .action((file: string, options) => {
       select((cliIo) => tenantImportCommand(file, options, cliIo))
     })

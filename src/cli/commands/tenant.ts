@@ -96,15 +96,20 @@ export async function tenantExportCommand(id: string, options: TenantLifecycleOp
   return emit(io, options, result, lines.join('\n'))
 }
 
-export async function tenantImportCommand(file: string, options: TenantLifecycleOptions & JsonOption & { as?: string; replace?: boolean }, io: CliIo): Promise<number> {
+export async function tenantImportCommand(file: string, options: TenantLifecycleOptions & JsonOption & { as?: string; replace?: boolean; batchSize?: string }, io: CliIo): Promise<number> {
   await access(file).catch((cause: unknown) => {
     throw new TenancyError('CONFIG_INVALID', `Cannot read the import file ${file}. Pass the path of a file written by \`prisma-tenancy tenant export --out\`.`, { cause })
   })
   const report = progress(io, options)
   const input = createReadStream(file)
   try {
-    const result = await importTenant({ ...options, input, onProgress: report === undefined ? undefined : ({ table, rows }) => report(`${table}: ${rows} row(s)`) })
-    const lines = [`Imported tenant ${result.exportedTenant}${result.tenant === result.exportedTenant ? '' : ` as ${result.tenant}`}${result.replaced ? ', replacing the existing one' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.rows} row(s)`)]
+    const result = await importTenant({
+      ...options,
+      input,
+      batchSize: options.batchSize === undefined ? undefined : Number(options.batchSize),
+      onProgress: report === undefined ? undefined : ({ table, rows }) => report(`${table}: ${rows} row(s)`),
+    })
+    const lines = [`Imported tenant ${result.exportedTenant}${result.tenant === result.exportedTenant ? '' : ` as ${result.tenant}`}${result.replaced ? ', replacing the existing one' : ''}${result.resumed ? ' (resumed an interrupted import)' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.rows} row(s)`)]
     return emit(io, options, result, lines.join('\n'))
   } finally {
     input.destroy()
