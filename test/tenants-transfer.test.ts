@@ -2,11 +2,13 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
 import { createTestDatabase, type TestDatabase } from '../src/testing/index.js'
+import { copyLines } from '../src/tenants/copy-lines.js'
 import { createTenant } from '../src/tenants/create-tenant.js'
 import { exportTenant } from '../src/tenants/export-tenant.js'
 import { importTenant } from '../src/tenants/import-tenant.js'
@@ -136,6 +138,41 @@ describe('tenant export', () => {
     const unknown = await runCliCaptured(['tenant', 'export', 'nobody', '--out', file, '--schema', schema, '--database-url', source.adminUrl])
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('error TENANT_UNKNOWN')
+  })
+})
+
+describe('copying lines out of PostgreSQL (what export streams rows with)', () => {
+  it('delivers every row in order to an output that is slower than the server and keeps the chunks, waiting for it to drain', async () => {
+    const chunks: Buffer[] = []
+    let waits = 0
+    const slow = new Writable({
+      highWaterMark: 1024,
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk)
+        setTimeout(done, 1)
+      },
+    })
+    slow.on('drain', () => (waits += 1))
+    const rows = await withClient(source.adminUrl, (client) =>
+      copyLines(client, `COPY (SELECT 'row ' || g || ' ' || repeat('x', g % 300) FROM generate_series(1, 20000) g) TO STDOUT (FORMAT binary)`, slow),
+    )
+    expect(rows).toBe(20000)
+    expect(waits).toBeGreaterThan(0)
+    const lines = Buffer.concat(chunks).toString('utf8').split('\n')
+    expect(lines).toHaveLength(20001)
+    expect(lines.slice(0, -1).every((line, index) => line === `row ${index + 1} ${'x'.repeat((index + 1) % 300)}`)).toBe(true)
+  })
+
+  it("rejects with PostgreSQL's error when the query fails part-way, and the connection goes on working", async () => {
+    const sink = new Writable({ write: (_chunk, _encoding, done) => done() })
+    const outcome = await withClient(source.adminUrl, async (client) => {
+      const error = await copyLines(client, `COPY (SELECT (1 / (3 - g))::text FROM generate_series(1, 5) g) TO STDOUT (FORMAT binary)`, sink).then(
+        () => null,
+        (caught: Error) => caught.message,
+      )
+      return { error, after: (await client.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n }
+    })
+    expect(outcome).toEqual({ error: 'division by zero', after: 1 })
   })
 })
 

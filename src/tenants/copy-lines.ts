@@ -25,15 +25,14 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     let headerLeft = HEADER_BYTES
     // The start of a row that the next CopyData message completes (the server sends one row per message, so rarely used).
     let partial: Buffer | null = null
-    // Write buffers come back here once written, so memory holds the few in flight, not one per write until a GC.
-    const spare: Buffer[] = []
-    let buffer: Buffer = Buffer.allocUnsafe(WRITE_BYTES)
+    // A fresh buffer per write: a Writable may keep a chunk past its callback (a PassThrough holds it until read).
+    let buffer = Buffer.allocUnsafe(WRITE_BYTES)
     let used = 0
     let rows = 0
     let failed = false
     let paused = false
-    const send = (bytes: Buffer, written?: () => void) => {
-      if (output.write(bytes, written) || paused) return
+    const send = (bytes: Buffer) => {
+      if (output.write(bytes) || paused) return
       paused = true
       connection?.stream.pause()
       output.once('drain', () => {
@@ -43,9 +42,8 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     }
     const flush = () => {
       if (used === 0) return
-      const full = buffer
-      send(full.subarray(0, used), () => spare.push(full))
-      buffer = spare.pop() ?? Buffer.allocUnsafe(WRITE_BYTES)
+      send(buffer.subarray(0, used))
+      buffer = Buffer.allocUnsafe(WRITE_BYTES)
       used = 0
     }
     const line = (bytes: Buffer) => {
