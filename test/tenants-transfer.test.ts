@@ -174,6 +174,19 @@ describe('copying lines out of PostgreSQL (what export streams rows with)', () =
     })
     expect(outcome).toEqual({ error: 'division by zero', after: 1 })
   })
+
+  it("rejects with the output's error when the output fails while the socket waits for it to drain, and the connection goes on working", async () => {
+    const broken = new Writable({ highWaterMark: 16, write: (_chunk, _encoding, done) => setTimeout(() => done(new Error('disk full')), 5) })
+    broken.on('error', () => undefined)
+    const outcome = await withClient(source.adminUrl, async (client) => {
+      const error = await copyLines(client, `COPY (SELECT repeat('x', 100) FROM generate_series(1, 100000)) TO STDOUT (FORMAT binary)`, broken).then(
+        () => null,
+        (caught: Error) => caught.message,
+      )
+      return { error, after: (await client.query<{ n: number }>('SELECT 1 AS n')).rows[0]?.n }
+    })
+    expect(outcome).toEqual({ error: 'disk full', after: 1 })
+  })
 })
 
 describe('tenant import', () => {

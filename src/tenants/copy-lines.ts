@@ -80,9 +80,13 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     const fail = (error: Error) => {
       if (failed) return
       failed = true
+      output.off('error', fail)
+      // The rest of the COPY is read and dropped, so the connection reaches ReadyForQuery and stays usable.
       connection?.stream.resume()
       reject(error)
     }
+    // An output that fails never drains: without this the paused socket would wait forever.
+    output.on('error', fail)
     const submittable = {
       submit(submitted: CopyConnection) {
         connection = submitted
@@ -100,7 +104,9 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
         if (!failed) flush()
       },
       handleReadyForQuery() {
-        if (!failed) resolve(rows)
+        if (failed) return
+        output.off('error', fail)
+        resolve(rows)
       },
       handleError(error: Error) {
         fail(error)
