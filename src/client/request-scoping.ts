@@ -125,6 +125,16 @@ function runPromisesInCreationScope(internals: ClientInternals & { _createPrisma
 }
 
 /**
+ * Citus mode's routing filter: `enabled()` says whether the adapter runs in it
+ * (a promise until the first connection told), `route` adds the tenant to one
+ * request's query.
+ */
+export interface RequestRouting {
+  enabled(): boolean | Promise<boolean>
+  route(query: object, tenantId: string): void
+}
+
+/**
  * Makes every request of a client run as its tenant, at Prisma's request
  * handler, which every operation passes through (model queries, raw SQL,
  * batch and interactive transactions):
@@ -141,9 +151,11 @@ function runPromisesInCreationScope(internals: ClientInternals & { _createPrisma
  * - a batch transaction (`$transaction([...])`) whose operations belong to
  *   different tenants is refused: it is one database transaction, so one tenant;
  * - errors reach the caller as TenancyErrors where they are ours or a
- *   row-level security refusal (asTenancyError).
+ *   row-level security refusal (asTenancyError);
+ * - with `routing` (Citus mode), each request's query gets its tenant's
+ *   routing filter before it is queued.
  */
-export function scopeRequests(client: unknown, resolveTenant: () => string): void {
+export function scopeRequests(client: unknown, resolveTenant: () => string, routing?: RequestRouting): void {
   const internals = requestHandler(client)
   if (internals === undefined) {
     throw new TenancyError(
@@ -167,6 +179,10 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
   const request = handler.request.bind(handler)
   handler.request = async (params) => {
     try {
+      if (routing !== undefined && params.protocolQuery !== undefined) {
+        const enabled = routing.enabled()
+        if (enabled === true || (enabled !== false && (await enabled))) routeRequest(params, params.protocolQuery, routing, resolveTenant)
+      }
       return await request(params)
     } catch (error) {
       throw asTenancyError(error)
@@ -212,6 +228,17 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
     if (typeof scope === 'object') return Promise.reject(scope.refused)
     return scope === undefined ? singleLoader(request) : runInTenantScope(scopeFor(scope, isRaw(request)), () => singleLoader(request))
   }
+}
+
+/** Citus mode: the routing filter of a request's own tenant; a request with none is left as it is, for batchBy to refuse. */
+function routeRequest(request: EngineRequest, query: object, routing: RequestRouting, resolveTenant: () => string): void {
+  let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined
+  try {
+    tenantId ??= resolveTenant()
+  } catch {
+    return
+  }
+  routing.route(query, tenantId)
 }
 
 // The driver reads `raw` to set the tenant again after raw SQL in a transaction and to reset the session afterwards.
