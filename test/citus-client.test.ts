@@ -4,6 +4,8 @@ import { appRoleUrl, withClient } from '../src/database/admin.js'
 import { runWithTenant, tenancy, tenancyAdapter, type TenancyPg } from '../src/index.js'
 import { citusAvailable, citusInstallScript, startCitusCluster, type CitusCluster } from '../src/testing/citus-cluster.js'
 import { recordWire, type WireRecorder } from '../src/testing/wire-recorder.js'
+import { splitStatements } from '../src/migrate/sql-statements.js'
+import { verify } from '../src/verify/verify.js'
 import { citusAppRole, deployCitusProject } from './support/citus-project.js'
 import { refusal } from './support/refusal.js'
 
@@ -29,10 +31,12 @@ describe.skipIf(!citus.available)('the tenancy client on a Citus coordinator and
   let acme: typeof prisma
   let globex: typeof prisma
   let globexProject = ''
+  let project: Awaited<ReturnType<typeof deployCitusProject>>
 
   beforeAll(async () => {
     cluster = await startCitusCluster()
-    url = (await deployCitusProject(cluster, 'citus_client')).url
+    project = await deployCitusProject(cluster, 'citus_client')
+    url = project.url
     await withClient(url, (client) => client.query(`INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme'), ('globex', 'Globex')`))
     const tenant = tenantClient(appRoleUrl(url, citusAppRole))
     ;({ adapter, wire, queries } = tenant)
@@ -195,5 +199,59 @@ describe.skipIf(!citus.available)('the tenancy client on a Citus coordinator and
     } finally {
       await forced.client.$disconnect()
     }
+  })
+
+  it('applies the generate --citus migration with migrate deploy (statement by statement, in one transaction)', () => {
+    expect(project.applied).toHaveLength(2)
+    expect(project.applied[1]).toMatch(/_rls$/)
+  })
+
+  it('verifies the cluster: tenant tables distributed on the tenant column, policies on every shard, the propagation setting, the probes through the coordinator', async () => {
+    const report = await verify({ cwd: project.dir, schema: project.schema, databaseUrl: url, role: citusAppRole.name })
+    const failed = report.results.filter((result) => result.status !== 'pass')
+    expect(failed).toEqual([])
+    expect(report.ok).toBe(true)
+    const passed = (check: string) => report.results.filter((result) => result.check === check && result.status === 'pass').map((result) => result.table)
+    expect(passed('citus-distributed')).toEqual(['public.Project', 'public.tasks'])
+    expect(passed('citus-shard-policies')).toEqual(['public.Project', 'public.tasks'])
+    expect(passed('citus-propagation')).toEqual([null])
+    expect(passed('probe-read')).toEqual(['public.Project', 'public.tasks'])
+    expect(passed('probe-move')).toEqual(['public.Project', 'public.tasks'])
+  })
+
+  it("fails verify for a role without citus.propagate_set_commands = 'local', and for a shard that lost a policy", async () => {
+    await withClient(url, (client) => client.query(`ALTER ROLE ${citusAppRole.name} RESET citus.propagate_set_commands`))
+    try {
+      const report = await verify({ cwd: project.dir, schema: project.schema, databaseUrl: url, role: citusAppRole.name, probes: false })
+      expect(report.results.find((result) => result.check === 'citus-propagation')).toMatchObject({ status: 'fail', fix: expect.stringContaining("SET citus.propagate_set_commands = 'local'") })
+    } finally {
+      await withClient(url, (client) => client.query(`ALTER ROLE ${citusAppRole.name} SET citus.propagate_set_commands = 'local'`))
+    }
+    const shard = await withClient(url, async (client) => (await client.query<{ name: string; port: number }>(`SELECT 'Project_' || shardid AS name, nodeport AS port FROM citus_shards WHERE table_name = '"Project"'::regclass ORDER BY shardid LIMIT 1`)).rows[0])
+    const worker = cluster.workers.find((node) => node.port === shard?.port)
+    await withClient(worker!.adminUrl.replace(/\/postgres$/, '/citus_client'), (client) => client.query(`DROP POLICY tenancy_access ON "${shard!.name}"`))
+    const report = await verify({ cwd: project.dir, schema: project.schema, databaseUrl: url, role: citusAppRole.name, probes: false })
+    expect(report.ok).toBe(false)
+    expect(report.results.find((result) => result.check === 'citus-shard-policies' && result.table === 'public.Project')).toMatchObject({ status: 'fail', message: expect.stringContaining(`127.0.0.1:${shard!.port}`) })
+  })
+})
+
+describe('migration scripts cut into statements for Citus', () => {
+  it('cuts at top-level semicolons only, past strings, quoted names, dollar quotes and comments', () => {
+    const script = [
+      '-- a comment; with a semicolon',
+      `CREATE TABLE "a;b" (v text DEFAULT 'x;y', w text DEFAULT E'it\\'s;');`,
+      '/* block; /* nested; */ still; */ SELECT 1;',
+      'CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;',
+      'DO $$ BEGIN PERFORM 1; END $$;',
+      ';',
+      '-- trailing comment only',
+    ].join('\n')
+    expect(splitStatements(script)).toEqual([
+      "-- a comment; with a semicolon\nCREATE TABLE \"a;b\" (v text DEFAULT 'x;y', w text DEFAULT E'it\\'s;')",
+      '/* block; /* nested; */ still; */ SELECT 1',
+      'CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql',
+      'DO $$ BEGIN PERFORM 1; END $$',
+    ])
   })
 })
