@@ -125,12 +125,13 @@ function runPromisesInCreationScope(internals: ClientInternals & { _createPrisma
 }
 
 /**
- * Citus mode's routing filter: `enabled()` says whether the adapter runs in it
- * (a promise until the first connection told), `route` adds the tenant to one
- * request's query.
+ * Citus mode's routing filter: `known()` says whether the adapter runs in it
+ * (undefined until the first connection told), `detect()` finds out, `route`
+ * adds the tenant to one request's query.
  */
 export interface RequestRouting {
-  enabled(): boolean | Promise<boolean>
+  known(): boolean | undefined
+  detect(): Promise<boolean>
   route(query: object, tenantId: string): void
 }
 
@@ -179,10 +180,9 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
   const request = handler.request.bind(handler)
   handler.request = async (params) => {
     try {
-      if (routing !== undefined && params.protocolQuery !== undefined) {
-        const enabled = routing.enabled()
-        if (enabled === true || (enabled !== false && (await enabled))) routeRequest(params, params.protocolQuery, routing, resolveTenant)
-      }
+      // No await unless Citus mode is still unknown: the hot path of one server stays as it was.
+      const routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
+      if (routed !== undefined) await routed
       return await request(params)
     } catch (error) {
       throw asTenancyError(error)
@@ -230,15 +230,24 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
   }
 }
 
-/** Citus mode: the routing filter of a request's own tenant; a request with none is left as it is, for batchBy to refuse. */
-function routeRequest(request: EngineRequest, query: object, routing: RequestRouting, resolveTenant: () => string): void {
+/**
+ * Citus mode: the routing filter of a request's own tenant. A request with no
+ * valid tenant is left as it is, for batchBy to refuse, before the adapter is
+ * asked whether it runs Citus (which may open the first connection).
+ */
+function routeRequest(request: EngineRequest, query: object, routing: RequestRouting, resolveTenant: () => string): Promise<void> | undefined {
+  const known = routing.known()
+  if (known === false) return undefined
   let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined
   try {
     tenantId ??= resolveTenant()
   } catch {
-    return
+    return undefined
   }
-  routing.route(query, tenantId)
+  const id = tenantId
+  if (known === true) routing.route(query, id)
+  else return routing.detect().then((citus) => (citus ? routing.route(query, id) : undefined))
+  return undefined
 }
 
 // The driver reads `raw` to set the tenant again after raw SQL in a transaction and to reset the session afterwards.

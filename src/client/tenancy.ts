@@ -124,7 +124,8 @@ export function tenancy(options: TenancyOptions = {}) {
 function citusRequestRouting(client: unknown, adapter: TenancyPg, tenantField: string): RequestRouting {
   let route = adapter.citusForced() ? citusRouting(client, tenantField) : undefined
   return {
-    enabled: () => adapter.citusKnown() ?? adapter.citusMode(),
+    known: () => adapter.citusKnown(),
+    detect: () => adapter.citusMode(),
     route(query, tenantId) {
       route ??= citusRouting(client, tenantField)
       route(query, tenantId)
