@@ -92,6 +92,9 @@ export class TenancyPg extends PrismaPg {
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
     const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
+    if (options.citus !== undefined && typeof options.citus !== 'boolean') {
+      throw new TenancyError('CONFIG_INVALID', `tenancyAdapter(url, { citus }) must be true, false or left out (detected on the first connection), not ${JSON.stringify(options.citus)}.`)
+    }
     const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow', sign: options.signingKey === undefined ? undefined : tenantSigner(options.signingKey), citus: options.citus }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
