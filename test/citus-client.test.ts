@@ -145,6 +145,7 @@ describe.skipIf(!citus.available)('the tenancy client on a Citus coordinator and
     const operations = [
       () => acme.project.findUnique({ where: { tenantId_id: { tenantId: 'acme', id: own?.id ?? '' } } }),
       () => acme.project.findMany({ where: { name: 'Rocket' } }),
+      () => acme.project.findMany({ where: { name: 'Rocket' }, include: { tasks: true } }),
       () => acme.project.count(),
       () => acme.project.updateMany({ where: { name: 'Rocket' }, data: { country: 'fr' } }),
       () => acme.project.deleteMany({ where: { name: 'nothing' } }),
@@ -153,7 +154,7 @@ describe.skipIf(!citus.available)('the tenancy client on a Citus coordinator and
     for (const operation of operations) {
       queries.length = 0
       await operation()
-      const modelQueries = queries.filter((entry) => /"Project"/.test(entry.query) && !/^(BEGIN|COMMIT)/.test(entry.query))
+      const modelQueries = queries.filter((entry) => /"Project"|"tasks"/.test(entry.query) && !/^(BEGIN|COMMIT)/.test(entry.query))
       expect(modelQueries.length).toBeGreaterThan(0)
       for (const { query, params } of modelQueries) {
         const plan = await acme.$queryRawUnsafe<Array<{ 'QUERY PLAN': string }>>(`EXPLAIN ${query}`, ...(JSON.parse(params) as unknown[]))
