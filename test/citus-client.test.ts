@@ -127,6 +127,24 @@ describe.skipIf(!citus.available)('the tenancy client on a Citus coordinator and
     await expect(globex.$transaction(async (tx) => tx.project.create({ data: { tenantId: 'acme', name: 'Trojan' } }))).rejects.toMatchObject({ code: 'TENANT_MISMATCH' })
   })
 
+  it('rolls back the transaction a failed statement leaves open, first thing on its connection', async () => {
+    const single = tenancyAdapter({ connectionString: appRoleUrl(url, citusAppRole), max: 1 })
+    const recorded = recordWire(single.pool)
+    const client = new PrismaClient({ adapter: single }).$extends(tenancy())
+    try {
+      const one = client.forTenant('acme')
+      expect(await refusal(() => one.project.create({ data: { tenantId: 'globex', name: 'Trojan' } }))).toMatchObject({ code: 'TENANT_MISMATCH' })
+      // pg-pool drops a connection whose query failed, so the rollback comes first on the connection that failed.
+      expect(await one.project.count({ where: { name: 'Trojan' } })).toBe(0)
+      const trips = recorded.roundTrips.map((trip) => trip.statements)
+      const insert = trips.findIndex((statements) => statements.some((text) => text.startsWith('INSERT')))
+      expect(trips[insert]?.at(-1)).toBe('COMMIT')
+      expect(trips[insert + 1]).toEqual(['ROLLBACK'])
+    } finally {
+      await client.$disconnect()
+    }
+  })
+
   it('scopes raw SQL to the tenant, inside and outside transactions', async () => {
     expect(await acme.$queryRaw<Array<{ tenant_id: string }>>`SELECT DISTINCT tenant_id FROM "Project"`).toEqual([{ tenant_id: 'acme' }])
     expect(await acme.$executeRaw`UPDATE "Project" SET name = 'pwned' WHERE id = ${globexProject}`).toBe(0)
