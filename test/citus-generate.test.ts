@@ -1,10 +1,11 @@
-import { readFile, readdir } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runCliCaptured } from './support/cli.js'
 import { copyExampleProject } from './support/example-project.js'
-import { appRoleUrl, ensureAppRole, withClient } from '../src/database/admin.js'
+import { citusAppRole, deployCitusProject } from './support/citus-project.js'
+import { appRoleUrl, withClient } from '../src/database/admin.js'
 import { generatePolicies } from '../src/index.js'
 import { citusAvailable, citusInstallScript, startCitusCluster, type CitusCluster } from '../src/testing/citus-cluster.js'
 
@@ -12,7 +13,7 @@ const citus = await citusAvailable()
 if (!citus.available) console.warn(`test/citus-generate.test.ts: the tests on a cluster are skipped: ${citus.reason} (script: ${citusInstallScript})`)
 
 const now = new Date('2026-12-02T12:00:00Z')
-const appRole = { name: 'tenancy_app', password: 'tenancy_app' }
+const appRole = citusAppRole
 
 async function generatedCitusProject() {
   const project = await copyExampleProject('test/fixtures/citus/prisma')
@@ -57,19 +58,8 @@ describe.skipIf(!citus.available)('the generate --citus migration on a coordinat
 
   beforeAll(async () => {
     cluster = await startCitusCluster()
-    await ensureAppRole(cluster.adminUrl, appRole)
-    url = await cluster.createDatabase('citus_generate')
-    const project = await generatedCitusProject()
-    await withClient(url, async (client) => {
-      // Statement by statement in one transaction, as Prisma's adapter runs a script (executeScript): Citus refuses
-      // ALTER TABLE on a distributed table inside a multi-statement query string, which is how migrate deploy sends it.
-      for (const migration of (await readdir(project.migrations)).filter((name) => /^\d/.test(name)).sort()) {
-        const script = await readFile(join(project.migrations, migration, 'migration.sql'), 'utf8')
-        await client.query('BEGIN')
-        for (const statement of script.split(';').map((text) => text.trim()).filter((text) => text.length > 0)) await client.query(statement)
-        await client.query('COMMIT')
-      }
-    })
+    // generate --citus, applied with migrate deploy as a user does it.
+    url = (await deployCitusProject(cluster, 'citus_generate')).url
     await withClient(url, async (client) => {
       await client.query(`INSERT INTO "Tenant" (id, name) VALUES ('acme', 'Acme'), ('globex', 'Globex')`)
       await client.query(`INSERT INTO "Project" (id, tenant_id, name) SELECT 'p' || n, CASE WHEN n % 2 = 0 THEN 'acme' ELSE 'globex' END, 'project ' || n FROM generate_series(1, 20) n`)

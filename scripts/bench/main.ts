@@ -7,7 +7,7 @@ import { describeMachine } from './machine.js'
 import { formatReport, type Report } from './report.js'
 import { fullSizes, quickSizes } from './sizes.js'
 
-const workloadNames = ['operations', 'rows', 'migration', 'verifier'] as const
+const workloadNames = ['operations', 'rows', 'migration', 'verifier', 'citus'] as const
 type WorkloadName = (typeof workloadNames)[number]
 
 interface Options {
@@ -91,6 +91,7 @@ async function main(argv: string[]): Promise<void> {
         const { runVerifierWorkload } = await import('./workloads/verifier.js')
         add(await runVerifierWorkload(server.adminUrl, roles, sizes.verifier, log, options.migrations))
       },
+      citus: async () => add(await (await import('./workloads/citus.js')).runCitusWorkload(sizes.rows, log)),
     }
     const add = (outcome: { results: Report['results']; unavailable: Report['unavailable'] }) => {
       report.results.push(...outcome.results)

@@ -125,6 +125,17 @@ function runPromisesInCreationScope(internals: ClientInternals & { _createPrisma
 }
 
 /**
+ * Citus mode's routing filter: `known()` says whether the adapter runs in it
+ * (undefined until the first connection told), `detect()` finds out, `route`
+ * adds the tenant to one request's query.
+ */
+export interface RequestRouting {
+  known(): boolean | undefined
+  detect(): Promise<boolean>
+  route(query: object, tenantId: string): void
+}
+
+/**
  * Makes every request of a client run as its tenant, at Prisma's request
  * handler, which every operation passes through (model queries, raw SQL,
  * batch and interactive transactions):
@@ -141,9 +152,11 @@ function runPromisesInCreationScope(internals: ClientInternals & { _createPrisma
  * - a batch transaction (`$transaction([...])`) whose operations belong to
  *   different tenants is refused: it is one database transaction, so one tenant;
  * - errors reach the caller as TenancyErrors where they are ours or a
- *   row-level security refusal (asTenancyError).
+ *   row-level security refusal (asTenancyError);
+ * - with `routing` (Citus mode), each request's query gets its tenant's
+ *   routing filter before it is queued.
  */
-export function scopeRequests(client: unknown, resolveTenant: () => string): void {
+export function scopeRequests(client: unknown, resolveTenant: () => string, routing?: RequestRouting): void {
   const internals = requestHandler(client)
   if (internals === undefined) {
     throw new TenancyError(
@@ -167,6 +180,9 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
   const request = handler.request.bind(handler)
   handler.request = async (params) => {
     try {
+      // No await unless Citus mode is still unknown: the hot path of one server stays as it was.
+      const routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
+      if (routed !== undefined) await routed
       return await request(params)
     } catch (error) {
       throw asTenancyError(error)
@@ -212,6 +228,26 @@ export function scopeRequests(client: unknown, resolveTenant: () => string): voi
     if (typeof scope === 'object') return Promise.reject(scope.refused)
     return scope === undefined ? singleLoader(request) : runInTenantScope(scopeFor(scope, isRaw(request)), () => singleLoader(request))
   }
+}
+
+/**
+ * Citus mode: the routing filter of a request's own tenant. A request with no
+ * valid tenant is left as it is, for batchBy to refuse, before the adapter is
+ * asked whether it runs Citus (which may open the first connection).
+ */
+function routeRequest(request: EngineRequest, query: object, routing: RequestRouting, resolveTenant: () => string): Promise<void> | undefined {
+  const known = routing.known()
+  if (known === false) return undefined
+  let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined
+  try {
+    tenantId ??= resolveTenant()
+  } catch {
+    return undefined
+  }
+  const id = tenantId
+  if (known === true) routing.route(query, id)
+  else return routing.detect().then((citus) => (citus ? routing.route(query, id) : undefined))
+  return undefined
 }
 
 // The driver reads `raw` to set the tenant again after raw SQL in a transaction and to reset the session afterwards.

@@ -69,6 +69,13 @@ export interface TenancyAdapterOptions {
   schema?: string
   /** The key `prisma-tenancy signing-key set` printed, for policies written by `generate --signed`. */
   signingKey?: string | undefined
+  /**
+   * Citus mode: the tenant travels as `SET LOCAL` (which Citus forwards to the
+   * workers) and tenancy() adds the tenant to each model query so Citus routes
+   * it to one shard. Default: detected on the first connection (the `citus`
+   * extension is installed in the database); `true` or `false` forces it.
+   */
+  citus?: boolean | undefined
 }
 
 /**
@@ -81,20 +88,43 @@ export class TenancyPg extends PrismaPg {
   readonly pool: pg.Pool
   readonly #settings: TenancySettings
   #settingChosen = false
+  readonly #citusForced: boolean
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
     const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
-    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow', sign: options.signingKey === undefined ? undefined : tenantSigner(options.signingKey) }
+    if (options.citus !== undefined && typeof options.citus !== 'boolean') {
+      throw new TenancyError('CONFIG_INVALID', `tenancyAdapter(url, { citus }) must be true, false or left out (detected on the first connection), not ${JSON.stringify(options.citus)}.`)
+    }
+    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow', sign: options.signingKey === undefined ? undefined : tenantSigner(options.signingKey), citus: options.citus }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool
     this.#settings = settings
+    this.#citusForced = options.citus === true
   }
 
   override async connect(): ReturnType<PrismaPg['connect']> {
     const adapter = await super.connect()
     markTransactionControl(adapter as unknown as PrismaPgAdapterInternals, this.pool)
     return adapter
+  }
+
+  /**
+   * Whether the adapter runs in Citus mode: forced, else known from the first
+   * connection's check, which this opens (into the pool, for the first query) when none was opened yet.
+   */
+  /** Citus mode if known (forced, or told by the first connection), else undefined. */
+  citusKnown(): boolean | undefined {
+    return this.#settings.citus
+  }
+
+  citusForced(): boolean {
+    return this.#citusForced
+  }
+
+  async citusMode(): Promise<boolean> {
+    if (this.#settings.citus === undefined) (await this.pool.connect()).release()
+    return this.#settings.citus === true
   }
 
   /** Called by the tenancy() extension: what raw SQL through its clients may do. */

@@ -4,7 +4,8 @@ import { currentTenantId } from '../context/tenant-context.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
-import { scopeRequests, skipInertExtensionHooks, tenantBinding } from './request-scoping.js'
+import { citusRouting } from './citus-routing.js'
+import { scopeRequests, skipInertExtensionHooks, tenantBinding, type RequestRouting } from './request-scoping.js'
 import { isUnscopedAdapter, TenancyPg } from './tenancy-adapter.js'
 import type { RawSqlMode } from './tenant-pg-client.js'
 
@@ -19,6 +20,11 @@ export interface TenancyOptions {
    * (every $queryRaw/$executeRaw call fails with RAW_SQL_REFUSED).
    */
   raw?: RawSqlMode
+  /**
+   * The Prisma field that holds the tenant, as for `prisma-tenancy generate
+   * --tenant-field`. Default `tenantId`. Citus mode adds it to each model query for routing.
+   */
+  tenantField?: string
 }
 
 const rawModes = z.enum(['allow', 'no-explain', 'refuse']).default('allow')
@@ -49,7 +55,7 @@ function bindTenant(client: object, tenantId: string): unknown {
  * query, in the query's own transaction.
  */
 export function tenancy(options: TenancyOptions = {}) {
-  const { setting } = parseTenancyNames({ setting: options.setting })
+  const { setting, tenantField } = parseTenancyNames({ setting: options.setting, tenantField: options.tenantField })
   const validate = tenantIdValidator(options.tenantId)
   const raw = rawModes.safeParse(options.raw)
   if (!raw.success) {
@@ -79,7 +85,7 @@ export function tenancy(options: TenancyOptions = {}) {
     }
     adapter.useSetting(setting)
     adapter.useRawMode(raw.data)
-    scopeRequests(client, resolveTenant)
+    scopeRequests(client, resolveTenant, citusRequestRouting(client, adapter, tenantField))
 
     return skipInertExtensionHooks(client.$extends({
       name: 'prisma-tenancy',
@@ -109,3 +115,21 @@ export function tenancy(options: TenancyOptions = {}) {
     }))
   })
 }
+
+/**
+ * The routing filter, once the adapter is known to run in Citus mode. The
+ * runtime datamodel it reads is checked when tenancy() is applied to a client
+ * on a Citus-forced adapter, else on the first request in Citus mode.
+ */
+function citusRequestRouting(client: unknown, adapter: TenancyPg, tenantField: string): RequestRouting {
+  let route = adapter.citusForced() ? citusRouting(client, tenantField) : undefined
+  return {
+    known: () => adapter.citusKnown(),
+    detect: () => adapter.citusMode(),
+    route(query, tenantId) {
+      route ??= citusRouting(client, tenantField)
+      route(query, tenantId)
+    },
+  }
+}
+

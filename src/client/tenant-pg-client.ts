@@ -1,6 +1,7 @@
 import pg from 'pg'
 import { currentTenantScope } from '../context/tenant-context.js'
 import { signatureSetting } from '../context/tenant-signature.js'
+import { quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { TenantQuery, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
@@ -25,6 +26,12 @@ export interface TenancySettings {
   raw: RawSqlMode
   /** The signed tenant context (`generate --signed`): the signature of a tenant id, for `<setting>_sig`. */
   sign?: ((tenantId: string) => string) | undefined
+  /**
+   * Citus mode (the tenant as `SET LOCAL`, see citusTenantStatements): forced by
+   * `tenancyAdapter(url, { citus })`, else detected on the first connection
+   * (undefined until then).
+   */
+  citus?: boolean | undefined
 }
 
 export interface TenantPgClientConfig extends pg.ClientConfig {
@@ -70,7 +77,7 @@ interface Submitted {
    * for the adapter's transaction control, `internal` for the driver's own
    * resets, queued ahead of the next user's statements, whose state they must not touch.
    */
-  expect: 'idle' | 'transaction' | 'control' | 'internal' | undefined
+  expect: 'idle' | 'transaction' | 'control' | 'internal' | 'wrapped' | undefined
 }
 
 // pg Client internals used here (pg 8): the queue of queries not yet written,
@@ -144,7 +151,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
    * onConnect): refuses a role for which row-level security is not the guard.
    */
   async checkRole(): Promise<void> {
-    const { rows } = await super.query<{ role: string; reasons: string[] }>(unsafeRoleSql)
+    const { rows } = await super.query<{ role: string; reasons: string[]; citus: boolean; propagate: string | null }>(unsafeRoleSql)
     const [row] = rows
     if (row !== undefined && row.reasons.length > 0) {
       throw new TenancyError(
@@ -153,6 +160,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
         { details: { role: row.role, reasons: row.reasons } },
       )
     }
+    if (row !== undefined) this.#useCitus(row)
   }
 
   // pg's overloads cannot be restated one by one; the adapter and pg-pool call
@@ -182,7 +190,10 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     }
     if (raw) this.#sessionDirty = true
 
-    if (this.#state === 'idle') return this.#send(config, params, done, [this.#setTenant(tenantId)], 'idle')
+    if (this.#state === 'idle') {
+      if (this.#settings.citus === true) return this.#send(config, params, done, [beginStatement, this.#setTenant(tenantId)], 'wrapped', [commitStatement])
+      return this.#send(config, params, done, [this.#setTenant(tenantId)], 'idle')
+    }
 
     if (this.#state === 'deferred') {
       const prefix: PrefixStatement[] = this.#deferred.map((statement) => ({ text: statement, values: [] }))
@@ -280,7 +291,12 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       }
       return
     }
-    if (submitted.expect === 'idle' && inTransaction) {
+    if (submitted.expect === 'wrapped' && inTransaction) {
+      // Citus mode: a statement that failed left the BEGIN it was sent with open (and aborted); its error is the caller's.
+      this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
+      this.#serverInTransaction = false
+      if (status === 'T') submitted.query.refuse(rawTransactionControl('left its transaction open; it was rolled back'))
+    } else if (submitted.expect === 'idle' && inTransaction) {
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       this.#serverInTransaction = false
       submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
@@ -334,12 +350,13 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   /** The one statement that sets the tenant, ahead of a statement of that tenant. */
   #setTenant(tenantId: string): PrefixStatement {
     const { setting, sign } = this.#settings
+    if (this.#settings.citus === true) return citusTenantStatement(setting, tenantId)
     if (sign !== undefined) return { text: setSignedTenantSql, values: [setting, tenantId, signatureSetting(setting), sign(tenantId)] }
     return { text: setTenantSql, values: [setting, tenantId] }
   }
 
-  #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect']): TenantQuery {
-    const query = new TenantQuery(config, prefix, this)
+  #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect'], suffix?: PrefixStatement[]): TenantQuery {
+    const query = new TenantQuery(config, prefix, this, suffix)
     ;(query as unknown as { callback: Callback }).callback = callback
     this.#expectations.set(query, expect)
     return query
@@ -349,16 +366,35 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     super.query(this.#query({ text }, [], noop, 'internal'))
   }
 
-  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect']): Promise<unknown> | undefined {
+  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect'], suffix?: PrefixStatement[]): Promise<unknown> | undefined {
     const base = typeof config === 'string' ? { text: config } : config
     const submit = (callback: Callback): void => {
-      super.query(this.#query(params === undefined ? base : { ...base, values: params }, prefix, callback, expect))
+      super.query(this.#query(params === undefined ? base : { ...base, values: params }, prefix, callback, expect, suffix))
     }
     if (done !== undefined) {
       submit(done)
       return undefined
     }
     return new Promise((resolve, reject) => submit((error, result) => (error ? reject(error) : resolve(result))))
+  }
+
+  /** Citus mode from the first connection's check, unless forced; refuses what cannot work on Citus. */
+  #useCitus(row: { role: string; citus: boolean; propagate: string | null }): void {
+    this.#settings.citus ??= row.citus
+    if (this.#settings.citus !== true || !row.citus) return
+    if (this.#settings.sign !== undefined) {
+      throw new TenancyError(
+        'CONFIG_INVALID',
+        'The signed tenant context (tenancyAdapter(url, { signingKey })) does not work on Citus: its policies read the signing key from a table on the coordinator, which the shards on the workers cannot read. Use unsigned policies on Citus (`prisma-tenancy generate --citus` without --signed) and drop the signingKey option.',
+      )
+    }
+    if (row.propagate !== 'local') {
+      throw new TenancyError(
+        'CONFIG_INVALID',
+        `This database runs Citus, and role "${row.role}" has citus.propagate_set_commands = '${row.propagate ?? ''}': the tenant's SET LOCAL would not reach the workers, so every query would see no rows. Apply the migration \`prisma-tenancy generate --citus --app-role ${row.role}\` writes (it runs ALTER ROLE ${row.role} SET citus.propagate_set_commands = 'local'), then reconnect.`,
+        { details: { role: row.role, propagate: row.propagate } },
+      )
+    }
   }
 
   #reply(done: Callback | undefined, command: string): Promise<unknown> | undefined {
@@ -386,6 +422,22 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
 }
 
 const noop = (): void => undefined
+
+const beginStatement: PrefixStatement = { text: 'BEGIN', values: [] }
+const commitStatement: PrefixStatement = { text: 'COMMIT', values: [] }
+
+/**
+ * The tenant in Citus mode. Citus forwards a custom setting to the workers
+ * only as `SET LOCAL` under citus.propagate_set_commands = 'local' (never
+ * set_config), in a transaction block, as a statement of its own (it forwards
+ * the whole query string). SET takes no parameter, so the tenant id, already
+ * validated, travels as a quoted literal; the setting name is validated too.
+ * Outside a transaction the statement goes out as BEGIN, this, the statement
+ * and COMMIT up to one Sync: still one round trip.
+ */
+export function citusTenantStatement(setting: string, tenantId: string): PrefixStatement {
+  return { text: `SET LOCAL ${setting} = ${quoteLiteral(tenantId)}`, values: [] }
+}
 
 /**
  * CONNECTION_LOST for an error that means the connection is gone: a FATAL
@@ -427,4 +479,6 @@ const unsafeRoleSql = `SELECT current_user::text AS role, array_remove(ARRAY[
   CASE WHEN EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolbypassrls AND pg_has_role(current_user, r.oid, 'MEMBER')) THEN 'it has, or is a member of a role with, BYPASSRLS' END,
   (SELECT 'it owns (or is a member of the owner of) ' || string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text) || ', which row-level security protects'
      FROM pg_class c WHERE c.relrowsecurity AND pg_has_role(current_user, c.relowner, 'MEMBER'))
-], NULL) AS reasons`
+], NULL) AS reasons,
+  EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus,
+  current_setting('citus.propagate_set_commands', true) AS propagate`

@@ -12,9 +12,12 @@ export interface WireConnection {
   parse(query: { text: string; name?: string; types?: unknown[] }): void
   bind(config: { portal?: string; statement?: string; values: readonly unknown[] }): void
   execute(config: { portal?: string; rows?: number }): void
+  sync(): void
 }
 interface QueryInternals {
   queryMode?: string
+  portal?: string
+  _getRows(connection: WireConnection, rows: number | undefined): void
   callback?: (error: Error | null, result?: unknown) => void
   prepare(connection: WireConnection): void
   handleDataRow(msg: unknown): void
@@ -47,12 +50,17 @@ export class TenantQuery extends QueryBase {
   readonly #observer: QueryObserver | undefined
   #pendingReplies: number
   #refusal: Error | undefined
+  /** Statements written after the query, before its Sync (Citus mode: the COMMIT of the transaction the prefix opened). */
+  readonly #suffix: readonly PrefixStatement[]
+  /** The query's own CommandComplete has come: the next ones are the suffix's. */
+  #completed = false
 
-  constructor(config: object, prefix: readonly PrefixStatement[], observer?: QueryObserver) {
+  constructor(config: object, prefix: readonly PrefixStatement[], observer?: QueryObserver, suffix: readonly PrefixStatement[] = []) {
     super(config)
     this.#prefix = prefix
     this.#observer = observer
     this.#pendingReplies = prefix.length
+    this.#suffix = suffix
     // Several statements in one simple-protocol Query would run in one go, past
     // every check of the driver; the extended protocol takes exactly one.
     this.queryMode = 'extended'
@@ -73,6 +81,20 @@ export class TenantQuery extends QueryBase {
     super.prepare(connection)
   }
 
+  override _getRows(connection: WireConnection, rows: number | undefined): void {
+    if (this.#suffix.length === 0 || rows) {
+      super._getRows(connection, rows)
+      return
+    }
+    connection.execute({ ...(this.portal === undefined ? {} : { portal: this.portal }) })
+    for (const statement of this.#suffix) {
+      connection.parse({ text: statement.text })
+      connection.bind({ values: statement.values })
+      connection.execute({})
+    }
+    connection.sync()
+  }
+
   override handleDataRow(msg: unknown): void {
     if (this.#pendingReplies > 0) return
     super.handleDataRow(msg)
@@ -83,6 +105,8 @@ export class TenantQuery extends QueryBase {
       this.#pendingReplies -= 1
       return
     }
+    if (this.#completed) return
+    this.#completed = this.#suffix.length > 0
     super.handleCommandComplete(msg, connection)
   }
 
@@ -98,3 +122,4 @@ export class TenantQuery extends QueryBase {
     super.handleReadyForQuery(connection)
   }
 }
+

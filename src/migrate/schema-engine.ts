@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import pg from 'pg'
 import { randomUUID } from 'node:crypto'
 import { quoteIdent } from '../database/sql-identifiers.js'
+import { splitStatements } from './sql-statements.js'
 import { parseIntoClientConfig } from 'pg-connection-string'
 
 type WasmBindings = typeof import('@prisma/schema-engine-wasm/schema_engine_bg')
@@ -68,7 +69,7 @@ function readCharColumns<Q extends SqlQueryable>(queryable: Q): Q {
 /**
  * The engine's connections: `"char"` columns read as characters (above), and
  * a migration script sent as one simple-protocol query, as the native engine
- * sends it. PostgreSQL runs such a multi-statement query as one implicit
+ * sends it (on Citus, statement by statement in one transaction: below). PostgreSQL runs such a multi-statement query as one implicit
  * transaction, so a failing script leaves nothing half-applied; the
  * adapter's own executeScript splits at every `;` (breaking strings and
  * function bodies too) and runs the pieces one by one.
@@ -78,13 +79,43 @@ function engineConnection<A extends PrismaPgAdapter>(adapter: A): A {
   adapter.startTransaction = async (isolationLevel) => readCharColumns(await startTransaction(isolationLevel))
   adapter.executeScript = async (script) => {
     try {
-      await adapter.underlyingDriver().query(script)
+      const pool = adapter.underlyingDriver()
+      if (await runsCitus(pool)) await runStatementByStatement(pool, script)
+      else await pool.query(script)
     } catch (error) {
       // The adapter's own conversion to the engine's error shape (protected in its typings only).
       ;(adapter as unknown as { onError(error: unknown): never }).onError(error)
     }
   }
   return readCharColumns(adapter)
+}
+
+const citusInstalledSql = "SELECT 1 FROM pg_extension WHERE extname = 'citus'"
+
+async function runsCitus(pool: pg.Pool): Promise<boolean> {
+  return ((await pool.query(citusInstalledSql)).rowCount ?? 0) > 0
+}
+
+/**
+ * On Citus, a migration script goes statement by statement in one explicit
+ * transaction: Citus forwards a DDL statement on a distributed table (ALTER
+ * TABLE, ALTER ROLE ... SET) to the workers with the whole query string it
+ * came in, and the workers refuse a multi-statement string ("cannot insert
+ * multiple commands into a prepared statement"). The transaction keeps the
+ * single-query guarantee: a failing script leaves nothing half-applied.
+ */
+async function runStatementByStatement(pool: pg.Pool, script: string): Promise<void> {
+  const client = await pool.connect()
+  try {
+    await client.query('BEGIN')
+    for (const statement of splitStatements(script)) await client.query(statement)
+    await client.query('COMMIT')
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined)
+    throw error
+  } finally {
+    client.release()
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ export interface WireRecorder {
   readonly roundTrips: readonly RoundTrip[]
   /** Every statement's text, in order. */
   statements(): string[]
-  /** Every statement but the tenancy driver's own set_config. */
+  /** Every statement but the tenancy driver's own set_config (in Citus mode, its SET LOCAL of the tenant). */
   dataStatements(): string[]
   clear(): void
 }
@@ -62,7 +62,7 @@ export function recordWire(pool: pg.Pool): WireRecorder {
   }
 }
 
-const setsTenant = (text: string) => text === setTenantSql
+const setsTenant = (text: string) => text === setTenantSql || /^SET LOCAL [A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]* = '/.test(text)
 
 /**
  * What a recorded statement does to the transaction, by its text. The driver

@@ -1,5 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type pg from 'pg'
+import { propagateSetting } from '../citus/distribution-sql.js'
+import { citusTenantStatement } from '../client/tenant-pg-client.js'
 import { signatureSetting } from '../context/tenant-signature.js'
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { SIGNED_TENANT_FUNCTION, SIGNING_KEY_TABLE, signaturesSql } from '../policy/signed-context.js'
@@ -29,7 +31,7 @@ const rlsViolation = '42501'
  * change, delete, forge and receive it. Every attempt runs under a savepoint
  * that is rolled back, so the probes leave nothing behind (sequences aside).
  */
-export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantTables: TableRef[], setting: string): Promise<{ results: CheckResult[]; probed: string[] }> {
+export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantTables: TableRef[], setting: string, citus = false): Promise<{ results: CheckResult[]; probed: string[] }> {
   const results: CheckResult[] = []
   const probed: string[] = []
   const role = catalog.role.name
@@ -172,6 +174,9 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
   try {
     // A probe must never wait behind the application's locks.
     await client.query("SET LOCAL lock_timeout = '5s'; SET LOCAL standard_conforming_strings = on")
+    // Through a Citus coordinator, as the tenancy driver does it: the tenant (and the role) reach the workers only as
+    // SET LOCAL under this setting, each its own statement (Citus forwards a SET with its whole query string).
+    if (citus) await client.query(`SET LOCAL ${propagateSetting} = 'local'`)
     // Signed policies trust a tenant only with its signature, which needs the key: signed here, as the connecting user.
     const signatures = new Map<string, string>()
     if (catalog.policies.some((policy) => `${policy.using ?? ''} ${policy.check ?? ''}`.includes(`${SIGNED_TENANT_FUNCTION}()`))) {
@@ -192,7 +197,9 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
       for (const row of signed.rows) signatures.set(row.tenant!, row.signature!)
     }
     const chooseTenant = (tenant: string) =>
-      `SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(tenant)}, true)${signatures.size === 0 ? '' : `, set_config(${quoteLiteral(signatureSetting(setting))}, ${quoteLiteral(signatures.get(tenant) ?? '')}, true)`}`
+      citus
+        ? citusTenantStatement(setting, tenant).text
+        : `SELECT set_config(${quoteLiteral(setting)}, ${quoteLiteral(tenant)}, true)${signatures.size === 0 ? '' : `, set_config(${quoteLiteral(signatureSetting(setting))}, ${quoteLiteral(signatures.get(tenant) ?? '')}, true)`}`
     if (switchRole) {
       const outcome = await attempt(`SET LOCAL ROLE ${quoteIdent(role)}`, [], true)
       if (!outcome.ok) {
@@ -215,7 +222,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const insertA = `${literalInsert(relation, await buildRow(relation, { [column]: ids.a }, ids.a))} RETURNING ${returning(relation)}`
         let stored: Row
         try {
-          const answers = (await client.query(`${chooseTenant(ids.a)}; SAVEPOINT probe_row; ${insertA}`)) as unknown as pg.QueryResult[]
+          const answers = await inOneTrip(client, citus, [chooseTenant(ids.a), 'SAVEPOINT probe_row', insertA])
           stored = answers[answers.length - 1]!.rows[0] as Row
         } catch (error) {
           await client.query('ROLLBACK TO SAVEPOINT probe_row')
@@ -239,7 +246,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
           // the rollback too) and runs one statement: one round trip.
           const as = async (tenant: string, sql: string): Promise<Outcome & { rows: Row[] }> => {
             try {
-              const answers = (await client.query(`ROLLBACK TO SAVEPOINT probe_table; ${chooseTenant(tenant)}; ${sql}`)) as unknown as pg.QueryResult[]
+              const answers = await inOneTrip(client, citus, ['ROLLBACK TO SAVEPOINT probe_table', chooseTenant(tenant), sql])
               const last = answers[answers.length - 1]!
               return { ok: true, rowCount: last.rowCount ?? 0, rows: last.rows as Row[] }
             } catch (error) {
@@ -274,7 +281,13 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
           results.push(refusal('probe-insert', name, await as(ids.b, forgedForA), 'tenant B cannot insert a row carrying tenant A', "Tenant B inserted a row carrying tenant A's id.", 'The INSERT policy WITH CHECK must compare the tenant column with the setting.'))
 
           const move = await as(ids.a, `UPDATE ${table} SET ${quoteIdent(column)} = ${literal(ids.b, tenantType)} WHERE ${where}`)
-          results.push(refusal('probe-move', name, move, 'tenant A cannot move its row to tenant B', 'Tenant A moved its row into tenant B.', 'The UPDATE policy WITH CHECK must compare the tenant column with the setting.'))
+          // Citus never changes a row's distribution column, which is the tenant column: that refusal is the proof.
+          const citusRefused = citus && !move.ok && move.code === '0A000' && /partition value/.test(move.message)
+          results.push(
+            citusRefused
+              ? result('probe-move', 'pass', name, 'tenant A cannot move its row to tenant B (Citus refuses to change the distribution column)')
+              : refusal('probe-move', name, move, 'tenant A cannot move its row to tenant B', 'Tenant A moved its row into tenant B.', 'The UPDATE policy WITH CHECK must compare the tenant column with the setting.'),
+          )
 
           const problems: string[] = []
           let status: CheckStatus = 'pass'
@@ -324,7 +337,7 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
    * When tenant columns reference a shared registry (Organization.id, say) that
    * the connecting user cannot write (the app role itself, with production's
    * grants), tenant A is an existing registry entry, so the probes need no row
-   * there. Tenant B stays made up: it has no rows, which the probes rely on.
+   * there (on Citus, always when there is one). Tenant B stays made up: it has no rows, which the probes rely on.
    */
   async function registryTenant(): Promise<string | undefined> {
     for (const { relation } of targets) {
@@ -337,8 +350,13 @@ export async function runProbes(client: pg.ClientBase, catalog: Catalog, tenantT
         const parentColumn = (columnsOf.get(parent.oid) ?? []).find((column) => column.num === fk.refColumns[position])
         if (parentColumn === undefined) continue
         const { rows } = await client.query<{ writable: boolean }>("SELECT has_table_privilege(session_user, $1::oid, 'INSERT') AS writable", [parent.oid])
-        if (rows[0]?.writable !== false) return undefined
+        // On Citus the connecting user's own registry row would not help: its session reaches the workers over
+        // connections of its own, whose uncommitted rows the app role's shard writes do not see.
+        if (rows[0]?.writable !== false && !citus) return undefined
+        // The app role reads no registry row without a tenant; on Citus the connecting user looks.
+        if (citus) await asSession()
         const existing = await attempt(`SELECT ${quoteIdent(parentColumn.name)}::text AS id FROM ${quoteTable(parent)} WHERE ${quoteIdent(parentColumn.name)} IS NOT NULL LIMIT 1`, [])
+        if (citus) await asApp()
         const id = existing.rows[0]?.id
         if (typeof id === 'string') return id
       }
@@ -450,3 +468,15 @@ function orderByForeignKeys<T extends { relation: Relation }>(targets: T[], cata
   for (const target of targets) visit(target)
   return ordered
 }
+
+/**
+ * Statements in one simple query, one round trip; on Citus one query each,
+ * since it forwards a SET LOCAL to the workers with the whole query string.
+ */
+async function inOneTrip(client: pg.ClientBase, citus: boolean, statements: string[]): Promise<pg.QueryResult[]> {
+  if (!citus) return (await client.query(statements.join('; '))) as unknown as pg.QueryResult[]
+  const answers: pg.QueryResult[] = []
+  for (const statement of statements) answers.push(await client.query(statement))
+  return answers
+}
+

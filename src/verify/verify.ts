@@ -7,6 +7,7 @@ import { TenancyError } from '../errors.js'
 import { classifyModels, noTenantColumnError } from '../policy/classify-models.js'
 import { parseDatamodel, type Datamodel } from '../policy/prisma-schema.js'
 import { readCatalog, roleExists } from './catalog.js'
+import { runCitusChecks, runsCitus } from './citus-checks.js'
 import { runProbes } from './probes.js'
 import { probeCoverage, summarise, tableVerdicts, type VerifyReport } from './report.js'
 import { qualify, runStaticChecks, type TableRef } from './static-checks.js'
@@ -80,7 +81,9 @@ export async function verify(options: VerifyOptions = {}): Promise<VerifyReport>
     const results = runStaticChecks(catalog, tenantTables, sharedTables, setting)
     const registry = analysis.registry === null ? null : resolve(analysis.registry.schema, analysis.registry.table, analysis.registry.column)
     results.push(...(await checkTenantRoles(client, role, tenantTables, sharedTables, registry)))
-    const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting)
+    const citus = await runsCitus(client)
+    if (citus) results.push(...(await runCitusChecks(client, role, tenantTables)))
+    const probes = options.probes === false ? { results: [], probed: [] } : await runProbes(client, catalog, tenantTables, setting, citus)
     results.push(...probes.results)
     if (options.probes !== false) results.push(...probeCoverage(probes.probed, tenantTables.map((table) => qualify(table.schema, table.table)), role, catalog.sessionUser))
     const summary = summarise(results)
