@@ -3,7 +3,7 @@ import pg from 'pg'
 import { beforeAll, describe, expect, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
 import { PrismaClient } from '../prisma/generated/client.js'
-import { runWithTenant, tenancy, tenancyAdapter } from '../src/index.js'
+import { currentTenantId, runWithTenant, tenancy, tenancyAdapter } from '../src/index.js'
 import { transactionControl } from '../src/client/tenant-pg-client.js'
 import { useTenancy } from '../src/testing/index.js'
 import { refusal } from './support/refusal.js'
@@ -257,9 +257,9 @@ describe('failing closed', () => {
     for (const setting of ['current_tenant', "app.tenant'; --", 'app.a.b']) expect((await refusal(() => tenancy({ setting }))).code).toBe('CONFIG_INVALID')
   })
 
-  it("keeps the application's own query hooks and result fields working, applied before or after tenancy()", async () => {
+  it("keeps the application's own query hooks and result fields working, applied before or after tenancy(), and shows its hooks the bound tenant", async () => {
     const seen: string[] = []
-    const hooks = { query: { $allOperations: ({ operation, args, query }: { operation: string; args: unknown; query: (args: unknown) => Promise<unknown> }) => (seen.push(operation), query(args)) } }
+    const hooks = { query: { $allOperations: ({ operation, args, query }: { operation: string; args: unknown; query: (args: unknown) => Promise<unknown> }) => (seen.push(`${operation} as ${currentTenantId()}`), query(args)) } }
     const shout = { result: { project: { shout: { needs: { name: true }, compute: (project: { name: string }) => project.name.toUpperCase() } } } }
     const before = new PrismaClient({ adapter: tenancyAdapter(db.appUrl) }).$extends(hooks).$extends(shout).$extends(tenancy())
     const after = new PrismaClient({ adapter: tenancyAdapter(db.appUrl) }).$extends(tenancy()).$extends(hooks).$extends(shout)
@@ -269,7 +269,7 @@ describe('failing closed', () => {
         const viaBound = await client.forTenant('globex').project.findFirstOrThrow()
         const viaContext = await runWithTenant('globex', () => client.project.findFirstOrThrow())
         expect([viaBound.shout, viaContext.shout]).toEqual(['DOOMSDAY', 'DOOMSDAY'])
-        expect(seen).toEqual(['findFirstOrThrow', 'findFirstOrThrow'])
+        expect(seen).toEqual(['findFirstOrThrow as globex', 'findFirstOrThrow as globex'])
       }
     } finally {
       await Promise.all([before.$disconnect(), after.$disconnect()])

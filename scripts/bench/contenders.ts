@@ -40,12 +40,12 @@ export interface ContenderFactory {
 /** What a started contender reports about itself: its factory's description. */
 export const identity = ({ name, rls, isolates }: ContenderFactory) => ({ name, rls, isolates })
 
-function prismaClient(url: string, poolSize: number): PrismaClient {
+export function prismaClient(url: string, poolSize: number): PrismaClient {
   return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize }) })
 }
 
 /** (a) The baseline: the plain client, no context, as a role no policy restricts. */
-const plainPrisma: ContenderFactory = {
+export const plainPrisma: ContenderFactory = {
   name: 'plain-prisma',
   rls: false,
   isolates: false,

@@ -7,7 +7,7 @@ import { describeMachine } from './machine.js'
 import { formatReport, type Report } from './report.js'
 import { fullSizes, quickSizes } from './sizes.js'
 
-const workloadNames = ['operations', 'rows', 'migration', 'verifier', 'citus'] as const
+const workloadNames = ['operations', 'rows', 'migration', 'verifier', 'citus', 'replica'] as const
 type WorkloadName = (typeof workloadNames)[number]
 
 interface Options {
@@ -92,6 +92,7 @@ async function main(argv: string[]): Promise<void> {
         add(await runVerifierWorkload(server.adminUrl, roles, sizes.verifier, log, options.migrations))
       },
       citus: async () => add(await (await import('./workloads/citus.js')).runCitusWorkload(sizes.rows, log)),
+      replica: async () => add(await (await import('./workloads/replica.js')).runReplicaWorkload(server.adminUrl, roles, sizes.operations, log, options.migrations)),
     }
     const add = (outcome: { results: Report['results']; unavailable: Report['unavailable'] }) => {
       report.results.push(...outcome.results)

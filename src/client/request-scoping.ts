@@ -31,6 +31,12 @@ interface ClientInternals {
   _requestHandler?: RequestHandler
   _createPrismaPromise?: CreatePrismaPromise
   _extensions?: Partial<ClientExtensions> & ExtensionStack
+  /**
+   * The PrismaClient instance itself. Every `$extends` makes an object whose
+   * prototype is this instance (not the client it was called on), so what is
+   * set on it reaches every client derived from it, in any order of extensions.
+   */
+  _originalClient?: ClientInternals
 }
 /** Prisma's stack of applied extensions: a linked list, innermost first. */
 interface ExtensionStack {
@@ -98,7 +104,7 @@ function requestHandler(client: unknown): { handler: RequestHandler; options: Da
   const options = handler?.dataloader?.options
   if (typeof handler?.request !== 'function' || typeof internals._extensions?.getAllClientExtensions !== 'function') return undefined
   if (typeof options?.batchBy !== 'function' || typeof options.batchLoader !== 'function' || typeof options.singleLoader !== 'function') return undefined
-  if (typeof internals._createPrismaPromise !== 'function') return undefined
+  if (typeof internals._createPrismaPromise !== 'function' || typeof internals._originalClient?._createPrismaPromise !== 'function') return undefined
   return { handler, options: options as DataLoaderOptions }
 }
 
@@ -114,13 +120,15 @@ function isRaw(request: EngineRequest): boolean {
  * runs in the context it was created in, so a query made inside
  * runWithTenant('b', ...) and awaited inside runWithTenant('a', ...) still
  * runs as b. One getStore() per operation, and a scope switch only when the
- * two contexts differ.
+ * two contexts differ. A promise of a forTenant client whose stack has query
+ * hooks runs in its binding's scope instead (bindingScope).
  */
 function runPromisesInCreationScope(internals: ClientInternals & { _createPrismaPromise: CreatePrismaPromise }): void {
   const create = internals._createPrismaPromise
-  internals._createPrismaPromise = (callback, ...rest) => {
-    const created = currentTenantScope()
-    return create((transaction) => (currentTenantScope() === created ? callback(transaction) : runInTenantScope(created, () => callback(transaction))), ...rest)
+  // Prisma calls it as a method of the client the operation was called on: `this` is that client.
+  internals._createPrismaPromise = function (this: ClientInternals | undefined, callback, ...rest) {
+    const created = bindingScope(this) ?? currentTenantScope()
+    return create.call(this, (transaction) => (currentTenantScope() === created ? callback(transaction) : runInTenantScope(created, () => callback(transaction))), ...rest)
   }
 }
 
@@ -133,6 +141,23 @@ export interface RequestRouting {
   known(): boolean | undefined
   detect(): Promise<boolean>
   route(query: object, tenantId: string): void
+}
+
+/**
+ * The tenant of a forTenant client, as an async context, where code runs
+ * between the call and the request: the query hooks of an extension applied
+ * to the client (Prisma runs them in the promise's callback, before the
+ * request is queued). A hook that hands the operation to another client must
+ * take the tenant along: @prisma/extension-read-replicas sends reads to its
+ * replica client from its hook, and that client, a tenancy client of its own,
+ * reads the tenant from the context. A stack without hooks (skipInertExtensionHooks)
+ * runs nothing in between, and pays for no scope.
+ */
+function bindingScope(client: ClientInternals | undefined): TenantScope | undefined {
+  const stack = client?._extensions
+  if (stack?.isEmpty?.() !== false) return undefined
+  const tenantId = stack.getAllClientExtensions?.()?.[boundTenant]
+  return typeof tenantId === 'string' ? { tenantId } : undefined
 }
 
 /**
@@ -169,7 +194,7 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
     throw new TenancyError('CONFIG_INVALID', 'tenancy() is already applied to this Prisma Client. Apply it once; use forTenant(id) for a client bound to one tenant.')
   }
   scopedHandlers.add(handler)
-  runPromisesInCreationScope(client as ClientInternals & { _createPrismaPromise: CreatePrismaPromise })
+  runPromisesInCreationScope((client as { _originalClient: ClientInternals & { _createPrismaPromise: CreatePrismaPromise } })._originalClient)
 
   // A request's tenant, or why it was refused. A refused operation of a batch
   // transaction must still join its batch and fail it: thrown from batchBy, it

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url'
 import { TenancyError } from '../errors.js'
 
 /** Whether every folder above `path` lets other users through (o+x), as the `postgres` OS user needs. */
-async function othersCanEnter(path: string): Promise<{ ok: true } | { ok: false; folder: string; mode: string }> {
+export async function othersCanEnter(path: string): Promise<{ ok: true } | { ok: false; folder: string; mode: string }> {
   let folder = path
   for (;;) {
     const { mode } = await stat(folder)

@@ -45,7 +45,7 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
 }
 
 export interface RunningPostgres {
-  kind: 'url' | 'embedded' | 'container' | 'citus'
+  kind: 'url' | 'embedded' | 'container' | 'citus' | 'replica'
   /** A superuser URL for the `postgres` database. */
   adminUrl: string
   /** Stops what was started (an embedded server); a no-op for a server given by URL. Safe to call twice. */

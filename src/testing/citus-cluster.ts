@@ -1,16 +1,12 @@
-import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { appendFile, chown, mkdir, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { appendFile, chown, mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { withClient } from '../database/admin.js'
 import { withDatabase } from '../database/connection-url.js'
 import { forgetOnStop, freePort, stopOnSignal, type RunningPostgres } from '../database/embedded-postgres.js'
+import { asServerUser, osUser, run, serverFolder, startServer, stopServer } from '../database/server-user.js'
 import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-
-const run = promisify(execFile)
 
 /** Where Citus comes from on this project's machines: builds it into PostgreSQL 15 from Debian's packages. */
 export const citusInstallScript = '../shared/citus/install.sh'
@@ -66,18 +62,6 @@ export async function citusAvailable(options: CitusClusterOptions = {}): Promise
   return { available: true, bindir: bindir.trim() }
 }
 
-/** PostgreSQL refuses to run as root: as root, the servers run as the postgres OS user. */
-async function osUser(): Promise<{ uid: number; gid: number } | null> {
-  if (process.getuid?.() !== 0) return null
-  const [{ stdout: uid }, { stdout: gid }] = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])])
-  return { uid: Number(uid), gid: Number(gid) }
-}
-
-async function asServerUser(user: { uid: number; gid: number } | null, command: string, args: string[]): Promise<void> {
-  if (user === null) await run(command, args)
-  else await run('runuser', ['-u', 'postgres', '--', command, ...args])
-}
-
 const nodeSettings = (port: number, dataDir: string) =>
   [
     '',
@@ -114,8 +98,7 @@ export async function startCitusCluster(options: CitusClusterOptions = {}): Prom
   if (!available.available) throw new TenancyError('DATABASE_SETUP_FAILED', `Cannot start a Citus cluster. ${available.reason}`)
   const { bindir } = available
   const user = await osUser()
-  const root = await mkdtemp(join(tmpdir(), 'prisma-tenancy-citus-'))
-  if (user !== null) await chown(root, user.uid, user.gid)
+  const root = await serverFolder('prisma-tenancy-citus-', user)
   const roles: CitusNode['role'][] = ['coordinator', ...Array.from({ length: options.workers ?? 2 }, () => 'worker' as const)]
   const nodes: CitusNode[] = []
   for (const [index, role] of roles.entries()) {
@@ -126,7 +109,7 @@ export async function startCitusCluster(options: CitusClusterOptions = {}): Prom
   const started: CitusNode[] = []
   let stopped = false
   const stopAll = async () => {
-    await Promise.allSettled(started.map((node) => asServerUser(user, join(bindir, 'pg_ctl'), ['-D', node.dataDir, '-m', 'immediate', '-w', 'stop'])))
+    await Promise.allSettled(started.map((node) => stopServer(user, bindir, node.dataDir)))
     await rm(root, { recursive: true, force: true })
   }
   const [coordinator, ...workers] = nodes
@@ -160,7 +143,7 @@ export async function startCitusCluster(options: CitusClusterOptions = {}): Prom
         if (user !== null) await chown(node.dataDir, user.uid, user.gid)
         await asServerUser(user, join(bindir, 'initdb'), ['-D', node.dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'])
         await appendFile(join(node.dataDir, 'postgresql.conf'), nodeSettings(node.port, node.dataDir))
-        await asServerUser(user, join(bindir, 'pg_ctl'), ['-D', node.dataDir, '-l', join(node.dataDir, 'server.log'), '-w', '-t', '120', 'start'])
+        await startServer(user, bindir, node.dataDir, join(node.dataDir, 'server.log'))
         started.push(node)
         await createExtension(node.adminUrl)
       }),

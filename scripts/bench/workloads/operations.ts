@@ -22,7 +22,7 @@ export interface OperationsSize {
   poolSize: number
 }
 
-function operations(contender: Contender, tenants: readonly TenantFixture[]): Map<string, Operation> {
+export function operations(contender: Contender, tenants: readonly TenantFixture[]): Map<string, Operation> {
   const tenant = (i: number) => tenantOf(tenants, i)
   const threeQueries = (tx: TenantDb, t: TenantFixture, i: number) =>
     tx.project
@@ -43,7 +43,7 @@ function operations(contender: Contender, tenants: readonly TenantFixture[]): Ma
  * and none of another tenant's: a contender that reads nothing is fast for
  * the wrong reason.
  */
-async function checkBehaviour(contender: Contender, tenants: readonly TenantFixture[]): Promise<string | null> {
+export async function checkBehaviour(contender: Contender, tenants: readonly TenantFixture[]): Promise<string | null> {
   const [a, b] = tenants
   if (a === undefined || b === undefined) return 'needs two tenants'
   const own = (await contender.scope(a.id, (db) => db.task.findUnique({ where: { id: a.tasks[0]! } }))) as { id?: string } | null
