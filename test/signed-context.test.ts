@@ -82,6 +82,9 @@ describe('signed policies, as the application role', () => {
       tenantSignature(randomBytes(32), 't_alpha', Math.floor(Date.now() / 1000) + 600), // signed with another key
       sign('t_alpha').toUpperCase(),
       `${sign('t_alpha')}x`,
+      sign('t_alpha').replace(/^\d{10}/, '9999999999'), // A's signature with its expiry moved
+      sign('t_alpha').replace(/^\d/, 'z'), // a letter where the expiry's digits belong
+      `0${sign('t_alpha')}`,
       'not a signature',
       '99999999999999999999.00',
       '',

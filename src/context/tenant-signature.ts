@@ -4,8 +4,8 @@ import { TenancyError } from '../errors.js'
 
 /**
  * The signed tenant context. Next to the plain tenant id (which column defaults read), the
- * driver sets a second setting, `<setting>_sig`, to `<expiry>.<hmac>`: expiry in Unix seconds,
- * hmac = HMAC-SHA256(key, `<expiry>:<tenant>`) in hex. The policies compare with
+ * driver sets a second setting, `<setting>_sig`, to `<expiry>.<hmac>`: expiry in Unix seconds (10 digits,
+ * until 2286), hmac = HMAC-SHA256(key, `<expiry>:<tenant>`) in hex. The policies compare with
  * `prisma_tenancy.current_tenant()`, a SECURITY DEFINER function that recomputes the HMAC from a
  * key table the application role cannot read, and answers the tenant only when both agree and the
  * expiry lies ahead. SQL run through the app role can set either setting to anything, but cannot

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS prisma_tenancy.signing_key (
 REVOKE ALL ON prisma_tenancy.signing_key FROM PUBLIC;
 REVOKE ALL ON prisma_tenancy.signing_key FROM "tenancy_app";
 
--- The tenant, when app.current_tenant_sig is '<expiry>.<hex hmac>' with hmac = HMAC-SHA256(key, '<expiry>:<tenant>')
+-- The tenant, when app.current_tenant_sig is '<expiry: 10 digits>.<hex hmac>' with hmac = HMAC-SHA256(key, '<expiry>:<tenant>')
 -- and the expiry (Unix seconds) is after the start of the transaction, else NULL, which matches no row.
 -- SECURITY DEFINER to read the key, search_path pinned so that nothing of the caller can stand in for what it
 -- calls, STABLE because it reads settings. `prisma-tenancy verify` compares its body with this one.
@@ -36,10 +36,8 @@ CREATE OR REPLACE FUNCTION prisma_tenancy.current_tenant() RETURNS text
   AS E'BEGIN
   RETURN (
     SELECT s.tenant FROM prisma_tenancy.signing_key AS k, (SELECT NULLIF(current_setting(''app.current_tenant'', true), '''') AS tenant, current_setting(''app.current_tenant_sig'', true) AS sig) AS s
-    WHERE CASE WHEN s.sig ~ ''^[0-9]+[.][0-9a-f]+$'' AND position(''.'' IN s.sig) BETWEEN 2 AND 16 AND length(s.sig) - position(''.'' IN s.sig) = 64
-      THEN split_part(s.sig, ''.'', 1)::bigint > extract(epoch FROM now())
-        AND sha256(k.outer_key || sha256(k.inner_key || convert_to(split_part(s.sig, ''.'', 1) || '':'' || s.tenant, ''UTF8''))) = decode(split_part(s.sig, ''.'', 2), ''hex'')
-      ELSE false END
+    WHERE left(s.sig, 11) COLLATE "C" > (extract(epoch FROM now())::bigint)::text || ''.''
+      AND encode(sha256(k.outer_key || sha256(k.inner_key || convert_to(left(s.sig, 10) || '':'' || s.tenant, ''UTF8''))), ''hex'') = substr(s.sig, 12)
   )\073
 END';
 
