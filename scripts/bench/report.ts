@@ -8,7 +8,8 @@ export interface Report {
   unavailable: Unavailable[]
 }
 
-function label(result: Result): string {
+/** The contender as the table and the chart name it. */
+export function contenderLabel(result: Result): string {
   if (result.is_baseline) return `${result.baseline}: baseline`
   return result.rls ? result.contender : `${result.contender} (NOT RLS)`
 }
@@ -42,7 +43,7 @@ export function formatReport(report: Report): string {
   const rows = report.results.map((r) => [
     r.workload,
     String(r.clients),
-    label(r),
+    contenderLabel(r),
     number(r.median_ms, 3),
     number(r.p99_ms, 3),
     number(r.ops_per_s, 0),

@@ -4,7 +4,7 @@ import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } f
 import { measureInterleaved, type Operation } from '../measure.js'
 import { prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
-import { openWireFloor, wireBaseline, wireVariantUnderPolicy } from '../wire-floor.js'
+import { openWireFloor, wireBaseline, wireVariantUnderPolicy, wireWorkload } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -142,7 +142,7 @@ export async function runOperationsWorkload(
         warmupOps: size.warmupOps,
         opsPerClient: size.opsSingle,
       })
-      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? (name === signedContender || wireVariantUnderPolicy(name))))
+      results.push(...toResults(wireWorkload, 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? (name === signedContender || wireVariantUnderPolicy(name))))
     } finally {
       await signedTenancy?.close()
       await wire.close()
