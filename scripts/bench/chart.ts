@@ -44,7 +44,9 @@ const px = (value: number) => value.toFixed(1)
 const times = (value: number) => `${value.toFixed(2)}×`
 
 const baselineColour = '#9e9e9e'
+const plainVariantColour = '#cfcfcf'
 const tenancyColour = '#1565c0'
+const tenancyVariantColour = '#64b5f6'
 const peerColours = ['#ef6c00', '#6a1b9a', '#2e7d32', '#ad1457', '#00838f', '#5d4037', '#827717', '#283593']
 /** Bars are cut at this ratio so that a 3× peer does not squeeze every 1.2× into a sliver; the label keeps the value. */
 const maxScale = 4
@@ -62,10 +64,16 @@ const layout = { width: 1000, labelWidth: 400, valueWidth: 170, margin: 16, titl
 export function renderChart(report: Report): string {
   const groups = comparableGroups(report.results)
   const floor = wireFloor(report.results)
-  const peers = [...new Set(report.results.filter((r) => !r.is_baseline && r.contender !== 'prisma-tenancy' && r.contender !== 'plain-prisma').map((r) => r.contender))]
-  // Plain Prisma keeps the baseline's grey where the bare driver is the baseline, so both clients read alike in every block.
-  const colour = (r: Result) =>
-    r.is_baseline || r.contender === 'plain-prisma' ? baselineColour : r.contender === 'prisma-tenancy' ? tenancyColour : peerColours[peers.indexOf(r.contender) % peerColours.length]!
+  const peers = [...new Set(report.results.filter((r) => !/^(plain-prisma|prisma-tenancy)/.test(r.contender)).map((r) => r.contender))]
+  // Plain Prisma keeps the baseline's grey where the bare driver is the baseline, and prisma-tenancy
+  // its blue in every block; their variants (signed, on a replica, on Citus) take a lighter shade of it.
+  const colour = (r: Result) => {
+    if (r.is_baseline || r.contender === 'plain-prisma') return baselineColour
+    if (r.contender === 'prisma-tenancy') return tenancyColour
+    if (r.contender.startsWith('plain-prisma')) return plainVariantColour
+    if (r.contender.startsWith('prisma-tenancy')) return tenancyVariantColour
+    return peerColours[peers.indexOf(r.contender) % peerColours.length]!
+  }
   const largest = Math.max(1, floor ?? 1, ...groups.flatMap((g) => g.rows.map((r) => r.ratio)))
   const scaleMax = Math.min(maxScale, Math.ceil(largest * 2) / 2)
   const { width, labelWidth, valueWidth, margin, title, heading, bar, gap, groupGap } = layout
