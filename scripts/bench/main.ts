@@ -44,7 +44,7 @@ function parseOptions(argv: string[]): Options {
     .addOption(new Option('--database-url <url>', 'admin URL of the PostgreSQL server to use; default: an embedded PostgreSQL').env('DATABASE_URL'))
     .option('--migrations <dir>', "migrations folder to apply instead of the project's")
     .option('--out <dir>', 'folder for the JSON results and their SVG chart', 'bench-results')
-    .option('--chart <file>', 'also write the SVG chart there (the README shows docs/bench.svg)')
+    .option('--chart <file>', 'also write the SVG chart there (the README shows scripts/bench/chart.svg)')
     .option('--rounds <n>', 'measured rounds per workload, overriding the size preset', positiveInteger)
     .showHelpAfterError()
   program.parse(argv, { from: 'user' })
