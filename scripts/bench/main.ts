@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { usePostgresServer } from '../../src/database/postgres-server.js'
+import { renderChart } from './chart.js'
 import { benchRoles, createRoles, dropRoles } from './database.js'
 import { describeMachine } from './machine.js'
 import { formatReport, type Report } from './report.js'
@@ -17,6 +18,7 @@ interface Options {
   databaseUrl: string | undefined
   migrations: string | undefined
   out: string
+  chart: string | undefined
   rounds: number | undefined
 }
 
@@ -41,7 +43,8 @@ function parseOptions(argv: string[]): Options {
     .addOption(new Option('--workloads <list>', `comma-separated, from ${workloadNames.join(', ')}`).argParser(workloadList).default([...workloadNames], 'all'))
     .addOption(new Option('--database-url <url>', 'admin URL of the PostgreSQL server to use; default: an embedded PostgreSQL').env('DATABASE_URL'))
     .option('--migrations <dir>', "migrations folder to apply instead of the project's")
-    .option('--out <dir>', 'folder for the JSON results', 'bench-results')
+    .option('--out <dir>', 'folder for the JSON results and their SVG chart', 'bench-results')
+    .option('--chart <file>', 'also write the SVG chart there (the README shows scripts/bench/chart.svg)')
     .option('--rounds <n>', 'measured rounds per workload, overriding the size preset', positiveInteger)
     .showHelpAfterError()
   program.parse(argv, { from: 'user' })
@@ -112,13 +115,19 @@ async function main(argv: string[]): Promise<void> {
     const file = join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
     await writeFile(file, `${json}\n`)
     await writeFile(join(outDir, 'latest.json'), `${json}\n`)
+    const chart = renderChart(report)
+    const charts = [file.replace(/\.json$/, '.svg'), join(outDir, 'latest.svg'), ...(options.chart === undefined ? [] : [resolve(options.chart)])]
+    for (const svg of charts) {
+      await mkdir(dirname(svg), { recursive: true })
+      await writeFile(svg, chart)
+    }
     if (options.json) {
       log(text)
       process.stdout.write(`${json}\n`)
     } else {
       process.stdout.write(`${text}\n`)
     }
-    log(`Results written to ${file}`)
+    log(`Results written to ${file}; chart: ${charts.join(', ')}`)
   } finally {
     await dropRoles(server.adminUrl, roles).catch(() => undefined)
     await server.stop()

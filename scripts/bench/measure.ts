@@ -1,13 +1,18 @@
 import { performance } from 'node:perf_hooks'
-import { summarize, type Summary } from './stats.js'
+import { cpuMicrosSince, summarize, type Summary } from './stats.js'
 
-/** One unit of work; `index` picks the tenant and row, so every contender gets the same sequence. */
-export type Operation = (index: number) => Promise<unknown>
+/**
+ * One unit of work; `index` picks the tenant and row, so every contender gets
+ * the same sequence. `client` is which of the concurrent loops runs it, for
+ * workloads that give each client a tenant of its own.
+ */
+export type Operation = (index: number, client: number) => Promise<unknown>
 
 interface Sample {
   latencies: number[]
   wallMs: number
   ops: number
+  cpuUs: number
 }
 
 /**
@@ -16,17 +21,20 @@ interface Sample {
  */
 async function runClients(operation: Operation, clients: number, opsPerClient: number, firstIndex: number): Promise<Sample> {
   const latencies: number[] = []
+  // Only one contender runs at a time, so the process's CPU over the loop is that contender's.
+  const cpu = process.cpuUsage()
   const started = performance.now()
   await Promise.all(
     Array.from({ length: clients }, async (_, client) => {
       for (let k = 0; k < opsPerClient; k++) {
         const t0 = performance.now()
-        await operation(firstIndex + client * opsPerClient + k)
+        await operation(firstIndex + client * opsPerClient + k, client)
         latencies.push(performance.now() - t0)
       }
     }),
   )
-  return { latencies, wallMs: performance.now() - started, ops: clients * opsPerClient }
+  const wallMs = performance.now() - started
+  return { latencies, wallMs, ops: clients * opsPerClient, cpuUs: cpuMicrosSince(cpu) }
 }
 
 export interface Plan {
@@ -65,6 +73,7 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
           rounds.flatMap((s) => s.latencies),
           rounds.reduce((sum, s) => sum + s.wallMs, 0),
           rounds.reduce((sum, s) => sum + s.ops, 0),
+          rounds.reduce((sum, s) => sum + s.cpuUs, 0),
         ),
       ]
     }),
@@ -77,15 +86,20 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
  */
 export async function measureRounds<T>(rounds: number, setup: () => Promise<T>, work: (prepared: T) => Promise<void>, teardown: (prepared: T) => Promise<void>): Promise<Summary> {
   const durations: number[] = []
+  let cpuUs = 0
   for (let round = 0; round <= rounds; round++) {
     const prepared = await setup()
     try {
+      const cpu = process.cpuUsage()
       const t0 = performance.now()
       await work(prepared)
-      if (round > 0) durations.push(performance.now() - t0)
+      if (round > 0) {
+        durations.push(performance.now() - t0)
+        cpuUs += cpuMicrosSince(cpu)
+      }
     } finally {
       await teardown(prepared)
     }
   }
-  return summarize(durations, durations.reduce((a, b) => a + b, 0), durations.length)
+  return summarize(durations, durations.reduce((a, b) => a + b, 0), durations.length, cpuUs)
 }

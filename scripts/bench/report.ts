@@ -8,12 +8,29 @@ export interface Report {
   unavailable: Unavailable[]
 }
 
-function label(result: Result): string {
+/** The contender as the table and the chart name it. */
+export function contenderLabel(result: Result): string {
   if (result.is_baseline) return `${result.baseline}: baseline`
   return result.rls ? result.contender : `${result.contender} (NOT RLS)`
 }
 
 const number = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : '-')
+const signed = (value: number) => (Number.isFinite(value) && value >= 0 ? `+${number(value, 1)}` : number(value, 1))
+
+/**
+ * prisma-tenancy's CPU difference to plain Prisma in every group that has
+ * both, whatever that group's baseline: in findUnique-wire the baseline is
+ * the bare driver, and the difference between the two clients is the point.
+ */
+function tenancyCpuOverPlainPrisma(results: readonly Result[]): string[] {
+  const cpu = (workload: string, clients: number, contender: string) =>
+    results.find((r) => r.workload === workload && r.clients === clients && r.contender === contender)?.cpu_us_per_op
+  return results.flatMap((r) => {
+    if (r.contender !== 'prisma-tenancy') return []
+    const plain = cpu(r.workload, r.clients, 'plain-prisma')
+    return plain === undefined ? [] : [`${r.workload}/${r.clients} ${signed(r.cpu_us_per_op - plain)} µs`]
+  })
+}
 
 /** A plain-text table, one block per workload and client count. */
 export function formatReport(report: Report): string {
@@ -22,16 +39,18 @@ export function formatReport(report: Report): string {
     `prisma-tenancy benchmark (${m.mode}) on ${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GB, ${m.os}, Node ${m.node}, Prisma ${m.prisma}, PostgreSQL ${m.postgres} (${m.server}), load ${m.load_average}`,
     '',
   ]
-  const header = ['workload', 'clients', 'contender', 'median ms', 'p99 ms', 'ops/s', 'ratio', 'ops/s ratio']
+  const header = ['workload', 'clients', 'contender', 'median ms', 'p99 ms', 'ops/s', 'ratio', 'ops/s ratio', 'CPU µs/op', 'CPU Δ µs']
   const rows = report.results.map((r) => [
     r.workload,
     String(r.clients),
-    label(r),
+    contenderLabel(r),
     number(r.median_ms, 3),
     number(r.p99_ms, 3),
     number(r.ops_per_s, 0),
     `${number(r.ratio, 2)}×`,
     `${number(r.throughput_ratio, 2)}×`,
+    number(r.cpu_us_per_op, 1),
+    r.is_baseline ? '' : signed(r.cpu_delta_us_per_op),
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)))
   const format = (row: string[]) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ').trimEnd()
@@ -44,6 +63,12 @@ export function formatReport(report: Report): string {
     lines.push(format(rows[i]!))
   })
   for (const { contender, reason } of report.unavailable) lines.push(`not measured: ${contender}: ${reason}`)
-  lines.push('', 'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.')
+  const overPlain = tenancyCpuOverPlainPrisma(report.results)
+  if (overPlain.length > 0) lines.push('', `prisma-tenancy's Node CPU per operation over plain Prisma's: ${overPlain.join(', ')}`)
+  lines.push(
+    '',
+    'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.',
+    "CPU µs/op = this Node process's user + system CPU over the timed rounds / operations (PostgreSQL's CPU is not in it); CPU Δ = minus the baseline's.",
+  )
   return lines.join('\n')
 }

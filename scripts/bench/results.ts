@@ -12,6 +12,10 @@ export interface Result {
   ratio: number
   /** This contender's throughput over the baseline's: below 1 is slower. */
   throughput_ratio: number
+  /** Node's CPU (user + system) over the timed loop, per operation, in microseconds; PostgreSQL's is not in it. */
+  cpu_us_per_op: number
+  /** `cpu_us_per_op` minus the baseline's: what this contender costs the application's CPU on top of it. */
+  cpu_delta_us_per_op: number
   /** What both ratios divide by. */
   baseline: string
   /** True on the baseline's own row. */
@@ -49,6 +53,8 @@ export function toResult(
     ops_per_s: round(summary.ops_per_s, 1),
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
     throughput_ratio: baseline.summary === undefined ? Number.NaN : round(summary.ops_per_s / baseline.summary.ops_per_s, 3),
+    cpu_us_per_op: round(summary.cpu_us_per_op, 1),
+    cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(summary.cpu_us_per_op - baseline.summary.cpu_us_per_op, 1),
     baseline: baseline.label,
     is_baseline: summary === baseline.summary,
     rls,

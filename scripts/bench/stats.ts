@@ -3,6 +3,8 @@ export interface Summary {
   median_ms: number
   p99_ms: number
   ops_per_s: number
+  /** Node's own CPU (user + system, every thread of this process) over the timed work, per operation; the server's CPU is not in it. */
+  cpu_us_per_op: number
   samples: number
 }
 
@@ -20,12 +22,19 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[middle] ?? Number.NaN) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2
 }
 
-export function summarize(latenciesMs: readonly number[], wallMs: number, ops: number): Summary {
+/** `process.cpuUsage(since)` as one figure: what `cpu_us_per_op` adds up. */
+export function cpuMicrosSince(since: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(since)
+  return user + system
+}
+
+export function summarize(latenciesMs: readonly number[], wallMs: number, ops: number, cpuUs: number): Summary {
   const sorted = [...latenciesMs].sort((a, b) => a - b)
   return {
     median_ms: median(sorted),
     p99_ms: percentile(sorted, 99),
     ops_per_s: wallMs > 0 ? (ops * 1000) / wallMs : Number.NaN,
+    cpu_us_per_op: ops > 0 ? cpuUs / ops : Number.NaN,
     samples: sorted.length,
   }
 }

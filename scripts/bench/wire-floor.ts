@@ -11,14 +11,17 @@ const findUniqueSql =
   'SELECT "public"."tasks"."id", "public"."tasks"."tenant_id", "public"."tasks"."project_id", "public"."tasks"."title", "public"."tasks"."done" FROM "public"."tasks" WHERE ("public"."tasks"."id" = $1 AND 1=1) LIMIT $2 OFFSET $3'
 const withTenantFilterSql = findUniqueSql.replace('AND 1=1', 'AND "public"."tasks"."tenant_id" = $4')
 
+export const wireWorkload = 'findUnique-wire'
 export const wireBaseline = 'pg: findUnique SQL alone'
+/** What prisma-tenancy puts on the wire: with the baseline and plain Prisma's row, it gives the floor of the design. */
+export const tenancyWire = "pg: + set_config + policy (prisma-tenancy's wire)"
 
 /** What each variant adds to the baseline, in the order the report lists them. */
 const variants = [
   { name: wireBaseline, role: 'unrestricted', setTenant: false, filter: false },
   { name: 'pg: + WHERE tenant_id = $4', role: 'unrestricted', setTenant: false, filter: true },
   { name: 'pg: + set_config in the same write', role: 'unrestricted', setTenant: true, filter: false },
-  { name: "pg: + set_config + policy (prisma-tenancy's wire)", role: 'app', setTenant: true, filter: false },
+  { name: tenancyWire, role: 'app', setTenant: true, filter: false },
   { name: 'pg: + signed set_config + signed policy (generate --signed)', role: 'signed', setTenant: true, filter: false },
 ] as const
 

@@ -7,7 +7,7 @@ import { registerTenants } from '../fixtures.js'
 import { projectCopyWith } from '../project-copy.js'
 import { measureRounds } from '../measure.js'
 import { toResult, type Result, type WorkloadOutcome } from '../results.js'
-import { summarize, type Summary } from '../stats.js'
+import { cpuMicrosSince, summarize, type Summary } from '../stats.js'
 
 export interface MigrationSize {
   tenantCounts: number[]
@@ -56,7 +56,7 @@ export async function runMigrationWorkload(
   try {
     const counts = [...size.tenantCounts].sort((a, b) => a - b)
     const templates = new Map<number, BenchDatabase>()
-    const durations = new Map<number, number[]>(counts.map((n) => [n, []]))
+    const deploys = new Map<number, { ms: number; cpuUs: number }[]>(counts.map((n) => [n, []]))
     try {
       for (const tenants of counts) {
         log(`  registering ${tenants} tenants`)
@@ -67,11 +67,12 @@ export async function runMigrationWorkload(
       const deploy = async (tenants: number) => {
         const clone = await createBenchDatabase(serverAdminUrl, roles, { template: templates.get(tenants)!.name })
         try {
+          const cpu = process.cpuUsage()
           const t0 = performance.now()
           const { applied } = await migrateDeploy({ databaseUrl: clone.adminUrl, schema: copy.schema, migrations: copy.migrations })
-          const elapsed = performance.now() - t0
+          const measured = { ms: performance.now() - t0, cpuUs: cpuMicrosSince(cpu) }
           if (applied.join() !== copy.added.join()) throw new Error(`expected to apply ${copy.added.join(', ')}, applied ${applied.join(', ') || 'nothing'}`)
-          return elapsed
+          return measured
         } finally {
           await clone.drop()
         }
@@ -83,15 +84,16 @@ export async function runMigrationWorkload(
         for (let i = 0; i < counts.length; i++) {
           const tenants = counts[(i + round) % counts.length]!
           log(`  migrate deploy, ${tenants} tenants, round ${round + 1}`)
-          durations.get(tenants)!.push(await deploy(tenants))
+          deploys.get(tenants)!.push(await deploy(tenants))
         }
       }
     } finally {
       await Promise.allSettled([...templates.values()].map((template) => template.drop()))
     }
     const summaryOf = (n: number) => {
-      const times = durations.get(n)!
-      return summarize(times, times.reduce((a, b) => a + b, 0), times.length)
+      const measured = deploys.get(n)!
+      const times = measured.map((m) => m.ms)
+      return summarize(times, times.reduce((a, b) => a + b, 0), times.length, measured.reduce((sum, m) => sum + m.cpuUs, 0))
     }
     const fewest = summaryOf(counts[0]!)
     const results: Result[] = counts.map((n) =>

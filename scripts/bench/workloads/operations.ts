@@ -4,7 +4,7 @@ import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } f
 import { measureInterleaved, type Operation } from '../measure.js'
 import { prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
-import { openWireFloor, wireBaseline, wireVariantUnderPolicy } from '../wire-floor.js'
+import { openWireFloor, wireBaseline, wireVariantUnderPolicy, wireWorkload } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -36,6 +36,20 @@ export function operations(contender: Contender, tenants: readonly TenantFixture
     ['update', (i) => { const t = tenant(i); return contender.scope(t.id, (db) => db.task.update({ where: { id: taskOf(t, i) }, data: { title: `updated ${i}` } })) }],
     ['transaction-3-queries', (i) => { const t = tenant(i); return contender.transaction(t.id, (tx) => threeQueries(tx, t, i)) }],
   ])
+}
+
+/**
+ * findUnique with every concurrent client on a tenant of its own, as requests
+ * of different tenants arrive together. The baseline has no tenant context,
+ * so it filters by tenant itself, as an application without RLS must; the
+ * others rely on theirs.
+ */
+function findUniqueTenantPerClient(contender: Contender, tenants: readonly TenantFixture[]): Operation {
+  return (i, client) => {
+    const t = tenants[client % tenants.length]!
+    const id = taskOf(t, i)
+    return contender.scope(t.id, (db) => db.task.findUnique({ where: contender.isolates ? { id } : { id, tenantId: t.id } }))
+  }
 }
 
 /**
@@ -72,7 +86,15 @@ export async function runOperationsWorkload(
   let signed: Awaited<ReturnType<typeof createSignedBenchDatabase>> | undefined
   let contenders: Contender[] = []
   try {
-    const tenants = await seedOperationsData(database.adminUrl, { tenants: size.tenants, projects: size.projectsPerTenant, tasksPerProject: size.tasksPerProject })
+    const seeded = await seedOperationsData(database.adminUrl, {
+      tenants: Math.max(size.tenants, size.concurrency),
+      projects: size.projectsPerTenant,
+      tasksPerProject: size.tasksPerProject,
+    })
+    // The per-client-tenant row needs a tenant per client; the other rows keep their own tenant count,
+    // so which of their concurrent calls share a tenant (and may be merged) stays as in earlier runs.
+    const tenants = seeded.slice(0, size.tenants)
+    const tenantPerClient = `findUnique-${size.concurrency}-tenants`
     // Cloned before anyone connects to the seeded database (a template must have no sessions).
     signed = await createSignedBenchDatabase(serverAdminUrl, roles, database, migrations)
     const { started, unavailable } = await startContenders(
@@ -85,10 +107,13 @@ export async function runOperationsWorkload(
     const rls = new Map(factories.map((f) => [f.name, f.rls]))
     const byContender = new Map(contenders.map((c) => [c.name, operations(c, tenants)]))
     const results = []
+    const workloads = [...(byContender.values().next().value?.keys() ?? [])]
     for (const clients of [1, size.concurrency]) {
-      for (const workload of byContender.values().next().value?.keys() ?? []) {
+      for (const workload of clients === 1 ? workloads : workloads.flatMap((w) => (w === 'findUnique' ? [w, tenantPerClient] : [w]))) {
         log(`  ${workload} at ${clients} client${clients === 1 ? '' : 's'}`)
-        const perContender = new Map([...byContender].map(([name, ops]) => [name, ops.get(workload)!]))
+        const perContender = new Map(
+          contenders.map((c) => [c.name, workload === tenantPerClient ? findUniqueTenantPerClient(c, seeded) : byContender.get(c.name)!.get(workload)!]),
+        )
         const summaries = await measureInterleaved(perContender, {
           clients,
           rounds: clients === 1 ? size.rounds : size.concurrentRounds,
@@ -117,7 +142,7 @@ export async function runOperationsWorkload(
         warmupOps: size.warmupOps,
         opsPerClient: size.opsSingle,
       })
-      results.push(...toResults('findUnique-wire', 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? (name === signedContender || wireVariantUnderPolicy(name))))
+      results.push(...toResults(wireWorkload, 1, summaries, { name: wireBaseline }, (name) => rls.get(name) ?? (name === signedContender || wireVariantUnderPolicy(name))))
     } finally {
       await signedTenancy?.close()
       await wire.close()

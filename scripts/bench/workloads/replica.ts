@@ -82,8 +82,8 @@ async function checkOnReplica(contender: Contender, tenants: readonly TenantFixt
   if (problem !== null || wire === undefined) return problem
   wire.clear()
   const read = operations(contender, tenants)
-  await read.get('findUnique')!(0)
-  await read.get('findMany-50')!(0)
+  await read.get('findUnique')!(0, 0)
+  await read.get('findMany-50')!(0, 0)
   return wire.dataStatements().length === 0 ? null : `its reads reached the primary: ${wire.dataStatements().join('; ')}`
 }
 

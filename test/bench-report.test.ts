@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest'
+import { renderChart, wireFloor } from '../scripts/bench/chart.js'
+import type { Machine } from '../scripts/bench/machine.js'
+import { formatReport, type Report } from '../scripts/bench/report.js'
+import { toResult, toResults } from '../scripts/bench/results.js'
+import type { Summary } from '../scripts/bench/stats.js'
+import { tenancyWire, wireBaseline, wireWorkload } from '../scripts/bench/wire-floor.js'
+
+const machine: Machine = {
+  cpus: 2,
+  cpu_model: 'AMD EPYC',
+  memory_gb: 24,
+  os: 'Linux 6.8 x64',
+  node: 'v20.19.0',
+  prisma: '7.10.0',
+  postgres: '15.8',
+  server: 'url',
+  load_average: 3.5,
+  mode: 'quick',
+}
+
+const summary = (median_ms: number, ops_per_s: number, cpu_us_per_op: number): Summary => ({ median_ms, p99_ms: median_ms * 2, ops_per_s, cpu_us_per_op, samples: 100 })
+const side = (workload: string, clients: number, rows: [string, Summary][], baseline: string) =>
+  toResults(workload, clients, new Map(rows), { name: baseline }, (name) => name !== 'plain-prisma' && name !== 'prisma-tenant-extension' && name !== wireBaseline)
+
+/** A run in the shape `npm run bench` writes, with round figures. */
+function sampleReport(): Report {
+  const fewest = summary(55, 18, 40_000)
+  return {
+    machine,
+    results: [
+      ...side('findUnique', 1, [
+        ['plain-prisma', summary(0.77, 1250, 310)],
+        ['prisma-tenancy', summary(0.921, 1050, 365.5)],
+        ['prisma-example-batch-set-config', summary(2.7, 360, 900)],
+        ['@usebetterdev/tenant-prisma', summary(3.85, 250, 1200)],
+        ['prisma-tenant-extension', summary(0.88, 1100, 330)],
+      ], 'plain-prisma'),
+      ...side('findUnique', 16, [
+        ['plain-prisma', summary(2.1, 7000, 90)],
+        ['prisma-tenancy', summary(2.6, 5900, 150)],
+      ], 'plain-prisma'),
+      ...side('findUnique-16-tenants', 16, [
+        ['plain-prisma', summary(2.4, 6100, 120)],
+        ['prisma-tenancy', summary(2.7, 5600, 160)],
+      ], 'plain-prisma'),
+      ...side(wireWorkload, 1, [
+        [wireBaseline, summary(0.309, 3200, 60)],
+        [tenancyWire, summary(0.422, 2350, 75)],
+        ['plain-prisma', summary(0.77, 1290, 300)],
+        ['prisma-tenancy', summary(0.921, 1080, 360)],
+      ], wireBaseline),
+      // Each migration reference divides by its own smallest tenant count.
+      toResult('migrate deploy, 10 tenants', 1, 'prisma-tenancy', fewest, { label: 'prisma-tenancy at 10 tenants', summary: fewest }, true),
+      toResult('migrate deploy, 10 tenants', 1, 'schema-per-tenant', summary(35, 28, 900), { label: 'schema-per-tenant at 10 tenants', summary: summary(35, 28, 900) }, false),
+    ],
+    unavailable: [],
+  }
+}
+
+describe('bench chart', () => {
+  it('draws the same SVG from the same results', async () => {
+    const svg = renderChart(sampleReport())
+    expect(renderChart(sampleReport())).toBe(svg)
+    await expect(svg).toMatchFileSnapshot('./__snapshots__/bench-chart.svg')
+  })
+
+  it("puts the wire floor at plain Prisma plus what the setting and the policy add on the bare driver, on findUnique's 1-client block", () => {
+    const report = sampleReport()
+    expect(wireFloor(report.results)).toBeCloseTo((0.77 + 0.422 - 0.309) / 0.77, 6)
+    const svg = renderChart(report)
+    expect(svg.match(/wire floor 1\.15×/g)).toHaveLength(1)
+  })
+
+  it('draws no floor when the run has no findUnique-wire rows', () => {
+    const report = sampleReport()
+    report.results = report.results.filter((r) => r.workload !== wireWorkload)
+    expect(wireFloor(report.results)).toBeUndefined()
+    expect(renderChart(report)).not.toContain('wire floor')
+  })
+
+  it('leaves out blocks whose rows divide by different baselines, and keeps the value of a bar cut at 4×', () => {
+    const svg = renderChart(sampleReport())
+    expect(svg).not.toContain('migrate deploy')
+    expect(svg).toContain('▸ 5.00×')
+    expect(svg).toContain('findUnique-16-tenants, 16 clients')
+    expect(svg).toContain('1.24×  ops/s 0.84×')
+    expect(svg).toContain('prisma-tenancy&#39;s wire')
+  })
+})
+
+describe('bench report', () => {
+  it("gives every row its Node CPU per operation and its difference to the baseline's", () => {
+    const rows = sampleReport().results.filter((r) => r.workload === 'findUnique' && r.clients === 1)
+    expect(rows.map((r) => [r.contender, r.cpu_us_per_op, r.cpu_delta_us_per_op])).toEqual([
+      ['plain-prisma', 310, 0],
+      ['prisma-tenancy', 365.5, 55.5],
+      ['prisma-example-batch-set-config', 900, 590],
+      ['@usebetterdev/tenant-prisma', 1200, 890],
+      ['prisma-tenant-extension', 330, 20],
+    ])
+  })
+
+  it("states prisma-tenancy's CPU over plain Prisma's for every block with both, the wire block included", () => {
+    const text = formatReport(sampleReport())
+    expect(text).toContain('CPU µs/op')
+    expect(text).toContain(
+      "prisma-tenancy's Node CPU per operation over plain Prisma's: findUnique/1 +55.5 µs, findUnique/16 +60.0 µs, findUnique-16-tenants/16 +40.0 µs, findUnique-wire/1 +60.0 µs",
+    )
+  })
+})
