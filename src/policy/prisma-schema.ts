@@ -1,4 +1,4 @@
-import { get_dmmf } from '@prisma/prisma-schema-wasm'
+import { get_datamodel } from '@prisma/prisma-schema-wasm'
 import { TenancyError } from '../errors.js'
 import type { SchemaFile } from '../migrate/schema-engine.js'
 
@@ -44,12 +44,14 @@ const ansi = /\u001b\[[0-9;]*m/g
 /**
  * Parses the schema with Prisma's own parser (the WebAssembly build of
  * prisma-fmt), so names, @map/@@map, compound ids and relations mean exactly
- * what they mean to Prisma.
+ * what they mean to Prisma. get_datamodel gives the DMMF's datamodel alone:
+ * get_dmmf also builds the client's query schema (40 times the JSON for the
+ * example schema, and the WebAssembly memory it takes stays with the process).
  */
 export function parseDatamodel(files: SchemaFile[]): Datamodel {
   let output: string
   try {
-    output = get_dmmf(JSON.stringify({ prismaSchema: files.map((file) => [file.path, file.content]) }))
+    output = get_datamodel(JSON.stringify({ prismaSchema: files.map((file) => [file.path, file.content]) }))
   } catch (cause) {
     const raw = cause instanceof Error ? cause.message : String(cause)
     let message = raw
@@ -62,5 +64,5 @@ export function parseDatamodel(files: SchemaFile[]): Datamodel {
       cause,
     })
   }
-  return (JSON.parse(output) as { datamodel: Datamodel }).datamodel
+  return JSON.parse(output) as Datamodel
 }

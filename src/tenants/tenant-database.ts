@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { readSchemaFiles, resolveProject, type ProjectOptions } from '../config/project-config.js'
+import { readSchemaFiles, resolveSchemaAndDatabase, type ProjectOptions } from '../config/project-config.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { withClient } from '../database/admin.js'
@@ -97,7 +97,7 @@ async function describeTables(client: pg.Client, tables: (TableName & { model: s
  */
 export async function withLifecycleDatabase<T>(options: TenantLifecycleOptions, work: (database: LifecycleDatabase) => Promise<T>): Promise<T> {
   const { setting, tenantField } = parseTenancyNames(options)
-  const project = await resolveProject(options)
+  const project = await resolveSchemaAndDatabase(options)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
   const datamodel = parseDatamodel(await readSchemaFiles(project.schemaPath))
   const analysis = classifyModels(datamodel, { tenantField, setting })
