@@ -10,11 +10,12 @@ const WRITE_BYTES = 64 * 1024
 
 /**
  * Outputs done with a chunk when its write calls back (the bytes are with the OS),
- * so the buffer can be filled again. Not a PassThrough or the like: it keeps the
- * chunk until it is read.
+ * so the buffer can be filled again: files, sockets, and stdout whatever it is (a
+ * file, a pipe or a terminal). Not a PassThrough or the like: it keeps the chunk
+ * until it is read.
  */
 function releasesChunks(output: Writable): boolean {
-  return output instanceof WriteStream || output instanceof Socket
+  return output instanceof WriteStream || output instanceof Socket || output === process.stdout
 }
 
 /** What pg's connection gives a submittable: the simple-query send and the socket (paused for backpressure). */
