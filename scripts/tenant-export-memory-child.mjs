@@ -1,29 +1,21 @@
-// The measured process of scripts/tenant-export-memory.ts: exports tenant `big`
-// and prints its own peak RSS. Plain JavaScript, so that on the built package
-// (dist/, what the published CLI runs) no TypeScript loader counts.
-//   node scripts/tenant-export-memory-child.mjs <export-tenant module> <database url> <file>
-import { createWriteStream } from 'node:fs'
-import { finished } from 'node:stream/promises'
+// The measured process of scripts/tenant-export-memory.ts: runs the CLI's runCli (what
+// dist/cli/main.js runs) on the arguments it is given and prints the process's peak RSS
+// (getrusage's ru_maxrss: the true peak, startup and module loading included). Plain
+// JavaScript, so that on the built package no TypeScript loader counts.
+//   node scripts/tenant-export-memory-child.mjs <cli program module> <prisma-tenancy arguments...>
 import { pathToFileURL } from 'node:url'
 
-const [modulePath, databaseUrl, file] = process.argv.slice(2)
-const { exportTenant } = await import(pathToFileURL(modulePath).href)
-const megabytes = (bytes) => Math.round((bytes / 1024 / 1024) * 10) / 10
-const before = process.memoryUsage().rss
-let peak = before
-let heapPeak = 0
-const sample = () => {
-  const usage = process.memoryUsage()
-  peak = Math.max(peak, usage.rss)
-  heapPeak = Math.max(heapPeak, usage.heapUsed)
-}
-const sampler = setInterval(sample, 10)
-const output = createWriteStream(file)
+const [programPath, ...argv] = process.argv.slice(2)
 const started = performance.now()
-const result = await exportTenant('big', { databaseUrl, output })
-output.end()
-await finished(output)
-clearInterval(sampler)
-sample()
+const { runCli } = await import(pathToFileURL(programPath).href)
+let stdout = ''
+let stderr = ''
+const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += `${text}\n`) })
+if (code !== 0) {
+  process.stderr.write(stderr)
+  process.exit(code)
+}
+const result = JSON.parse(stdout)
 const rows = result.tables.reduce((sum, table) => sum + table.rows, 0)
-process.stdout.write(`${JSON.stringify({ rows, rssBeforeMB: megabytes(before), rssPeakMB: megabytes(peak), heapPeakMB: megabytes(heapPeak), seconds: Math.round((performance.now() - started) / 100) / 10 })}\n`)
+const megabytes = (kilobytes) => Math.round((kilobytes / 1024) * 10) / 10
+process.stdout.write(`${JSON.stringify({ rows, peakRssMB: megabytes(process.resourceUsage().maxRSS), seconds: Math.round((performance.now() - started) / 100) / 10 })}\n`)

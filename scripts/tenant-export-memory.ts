@@ -1,8 +1,9 @@
-// Measures the memory of `tenant export` on a big tenant: the peak RSS of a process
-// that does nothing but export N rows (default 1,000,000) to a file, as
-// `prisma-tenancy tenant export` does. The target is < 100 MB. The database is
-// filled here; the export runs in a process of its own (scripts/tenant-export-memory-child.mjs)
-// on the built package when dist/ exists (npm run build), else on the sources through tsx.
+// Measures the memory of `prisma-tenancy tenant export` on a big tenant: the peak RSS of a
+// process that runs the CLI (its runCli, as dist/cli/main.js does) to export N rows (default
+// 1,000,000) to a file. The target is < 100 MB. The database is filled here; each export runs
+// in a process of its own (scripts/tenant-export-memory-child.mjs), on the built package when
+// dist/ exists (npm run build), else on the sources through tsx. Two runs: with the project's
+// prisma.config.ts (read with Prisma's loader), and with --schema and --database-url (no config).
 //   npx tsx scripts/tenant-export-memory.ts [rows]      (DATABASE_URL: a server; else embedded)
 // EXPORT_NODE_FLAGS adds node flags to the measured process, e.g. --max-old-space-size=64.
 import { spawnSync } from 'node:child_process'
@@ -36,15 +37,19 @@ try {
     await client.query('VACUUM ANALYZE "tasks"')
   })
   const file = join(dir, 'big.jsonl')
-  const built = existsSync('dist/tenants/export-tenant.js')
+  const built = existsSync('dist/cli/program.js')
   const flags = [...(built ? [] : process.execArgv), ...(process.env.EXPORT_NODE_FLAGS ?? '').split(' ').filter(Boolean)]
-  const module = built ? 'dist/tenants/export-tenant.js' : 'src/tenants/export-tenant.ts'
-  const child = spawnSync(process.execPath, [...flags, 'scripts/tenant-export-memory-child.mjs', module, database.adminUrl, file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
-  if (child.status !== 0) throw new Error(`the export process failed (exit ${child.status})`)
-  const measured = JSON.parse(child.stdout) as { rows: number; rssBeforeMB: number; rssPeakMB: number; heapPeakMB: number; seconds: number }
-  const report = { ...measured, fileMB: megabytes((await stat(file)).size), code: built ? 'dist' : 'src via tsx', nodeFlags: flags.join(' '), node: process.version, server: server.kind }
-  process.stdout.write(`${JSON.stringify(report)}\n`)
-  process.stderr.write(`exported ${report.rows} rows (${report.fileMB} MB) in ${report.seconds} s; RSS ${report.rssBeforeMB} MB at start, peak ${report.rssPeakMB} MB (target < 100 MB)\n`)
+  const program = built ? 'dist/cli/program.js' : 'src/cli/program.ts'
+  const modes = { config: [], flags: ['--schema', 'prisma/schema.prisma'] }
+  for (const [mode, extra] of Object.entries(modes)) {
+    const argv = ['tenant', 'export', 'big', '--database-url', database.adminUrl, '--out', file, '--json', ...extra]
+    const child = spawnSync(process.execPath, [...flags, 'scripts/tenant-export-memory-child.mjs', program, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    if (child.status !== 0) throw new Error(`the export process failed (exit ${child.status})`)
+    const measured = JSON.parse(child.stdout) as { rows: number; peakRssMB: number; seconds: number }
+    const report = { mode, ...measured, fileMB: megabytes((await stat(file)).size), code: built ? 'dist' : 'src via tsx', nodeFlags: flags.join(' '), node: process.version, server: server.kind }
+    process.stdout.write(`${JSON.stringify(report)}\n`)
+    process.stderr.write(`${mode === 'config' ? 'with prisma.config.ts' : 'with --schema and --database-url'}: exported ${report.rows} rows (${report.fileMB} MB) in ${report.seconds} s; peak RSS ${report.peakRssMB} MB (target < 100 MB)\n`)
+  }
 } finally {
   await rm(dir, { recursive: true, force: true })
   await database.drop()

@@ -12,7 +12,7 @@ import { checkPolicies, generatePolicies } from '../src/index.js'
 import { migrateDeploy, migrateDev } from '../src/migrate/migrate.js'
 import { classifyModels } from '../src/policy/classify-models.js'
 import { renderPolicyMigration } from '../src/policy/policy-sql.js'
-import { parseDatamodel } from '../src/policy/prisma-schema.js'
+import { parseDatamodel, parseDatamodelInWorker } from '../src/policy/prisma-schema.js'
 import { useTestDatabase } from '../src/testing/index.js'
 import { inRolledBackTenant } from './support/tenants.js'
 
@@ -365,6 +365,23 @@ describe('classification and schema findings', () => {
   it('finds nothing to report in the example schema', async () => {
     const analysis = classifyModels(parseDatamodel([{ path: 'schema.prisma', content: await exampleSchema() }]), defaults)
     expect(analysis.findings).toEqual([])
+  })
+
+  it('parses in a worker thread to the same datamodel, and refuses an invalid schema with the same SCHEMA_INVALID message', async () => {
+    const files = [{ path: 'schema.prisma', content: await exampleSchema() }]
+    expect(await parseDatamodelInWorker(files)).toEqual(parseDatamodel(files))
+    const invalid = [{ path: 'schema.prisma', content: 'model Note {\n  id String @id\n  body Strin\n}\n' }]
+    const inProcess = (() => {
+      try {
+        return parseDatamodel(invalid)
+      } catch (error) {
+        return error
+      }
+    })()
+    const inWorker = await parseDatamodelInWorker(invalid).catch((error: unknown) => error)
+    expect(isTenancyError(inWorker, 'SCHEMA_INVALID')).toBe(true)
+    expect((inWorker as Error).message).toBe((inProcess as Error).message)
+    expect((inWorker as Error).message).toContain('Strin')
   })
 
   it('reports a tenant model without the tenant default, with the exact field line to write', () => {

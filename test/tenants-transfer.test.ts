@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,6 +139,18 @@ describe('tenant export', () => {
     expect(unknown.code).toBe(2)
     expect(unknown.stderr).toContain('error TENANT_UNKNOWN')
   })
+  it('with --schema and --database-url does not read prisma.config.ts: a broken one stops only an export that needs it', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'prisma-tenancy-broken-config-'))
+    await writeFile(join(cwd, 'prisma.config.ts'), 'export default {{ not a config')
+    const file = join(cwd, 'acme.jsonl')
+    const output = createWriteStream(file)
+    await exportTenant('acme', { cwd, schema, databaseUrl: source.adminUrl, output })
+    output.end()
+    await finished(output)
+    const rowLines = (text: string) => text.trimEnd().split('\n').slice(1)
+    expect(rowLines(await readFile(file, 'utf8'))).toEqual(rowLines(await readFile(exportFile, 'utf8')))
+    expect(await code(exportTenant('acme', { cwd, databaseUrl: source.adminUrl, output: new Writable({ write: (_chunk, _encoding, done) => done() }) }))).toBe('CONFIG_INVALID')
+  })
 })
 
 describe('copying lines out of PostgreSQL (what export streams rows with)', () => {
@@ -161,6 +173,21 @@ describe('copying lines out of PostgreSQL (what export streams rows with)', () =
     const lines = Buffer.concat(chunks).toString('utf8').split('\n')
     expect(lines).toHaveLength(20001)
     expect(lines.slice(0, -1).every((line, index) => line === `row ${index + 1} ${'x'.repeat((index + 1) % 300)}`)).toBe(true)
+  })
+
+  it('writes the same bytes to a file, whose write buffers it fills again once written, as to an output that keeps its chunks', async () => {
+    const sql = `COPY (SELECT 'row ' || g || ' ' || repeat('x', g % 300) FROM generate_series(1, 20000) g) TO STDOUT (FORMAT binary)`
+    const chunks: Buffer[] = []
+    const keeper = new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk), done()) })
+    const file = join(tmpdir(), `prisma-tenancy-copy-${process.pid}.txt`)
+    const output = createWriteStream(file)
+    const rows = await withClient(source.adminUrl, async (client) => [await copyLines(client, sql, keeper), await copyLines(client, sql, output)])
+    output.end()
+    await finished(output)
+    expect(rows).toEqual([20000, 20000])
+    const written = await readFile(file)
+    expect(written.length).toBeGreaterThan(4 * 64 * 1024)
+    expect(written.equals(Buffer.concat(chunks))).toBe(true)
   })
 
   it("rejects with PostgreSQL's error when the query fails part-way, and the connection goes on working", async () => {

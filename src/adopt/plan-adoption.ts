@@ -12,6 +12,7 @@ import { classifyModels, noTenantColumnError, qualifiedName, type Finding, type 
 import { checkPolicies } from '../policy/generate-policies.js'
 import { quoteTable } from '../policy/policy-sql.js'
 import { parseDatamodel } from '../policy/prisma-schema.js'
+import { UNBATCHED_BACKFILL_LIMIT } from './backfill-limit.js'
 import { diffLiveDatabase, type DiffStatement } from './diff-live-database.js'
 
 export interface AdoptOptions extends ProjectOptions {
@@ -25,8 +26,6 @@ export interface AdoptOptions extends ProjectOptions {
   appRole?: string | undefined
 }
 
-/** Above this many rows a table's backfill must be batched (`--batch-size`): one UPDATE would hold every row's lock until it commits. */
-export const UNBATCHED_BACKFILL_LIMIT = 10_000
 
 /** Each transactional step gives up rather than queue behind a long transaction, with every later query queued behind it. */
 export const ADOPT_LOCK_TIMEOUT = '5s'

@@ -1,16 +1,13 @@
 import { Command, CommanderError } from 'commander'
 import { defaultTenantField, defaultTenantSetting } from '../context/tenant-setting.js'
-import { UNBATCHED_BACKFILL_LIMIT } from '../adopt/plan-adoption.js'
-import { adoptCommand } from './commands/adopt.js'
-import { generateCommand } from './commands/generate.js'
-import { initCommand } from './commands/init.js'
-import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
-import { signingKeySetCommand } from './commands/signing-key.js'
-import { tenantCreateCommand, tenantExportCommand, tenantImportCommand, tenantListCommand, tenantRemoveCommand, tenantRotateCommand } from './commands/tenant.js'
-import { verifyCommand } from './commands/verify.js'
+import { UNBATCHED_BACKFILL_LIMIT } from '../adopt/backfill-limit.js'
 import { exitCodes, formatError, packageVersion, processIo, type CliIo } from './output.js'
 
 type Action = (io: CliIo) => Promise<number>
+
+// Each action imports its command's module when it runs, so a command loads only
+// what it uses: `tenant export` does not pay for the schema engine, the migration
+// and adoption code or their dependencies (its peak memory is measured, README).
 
 /**
  * Every command and option, with the action a parse selects. Built per run
@@ -41,20 +38,20 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
 
   const migrate = program.command('migrate').description('Prisma migrations without the native schema engine')
   migrateCommand(migrate.command('deploy').description('apply pending migrations')).action((options) => {
-    select((cliIo) => migrateDeployCommand(options, cliIo))
+    select(async (cliIo) => (await import('./commands/migrate.js')).migrateDeployCommand(options, cliIo))
   })
   migrateCommand(migrate.command('dev').description('create a migration from the schema diff, then apply it'))
     .requiredOption('-n, --name <name>', 'name of the new migration')
     .action((options) => {
-      select((cliIo) => migrateDevCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/migrate.js')).migrateDevCommand(options, cliIo))
     })
   migrateCommand(migrate.command('status').description('compare the database with the migrations folder')).action((options) => {
-    select((cliIo) => migrateStatusCommand(options, cliIo))
+    select(async (cliIo) => (await import('./commands/migrate.js')).migrateStatusCommand(options, cliIo))
   })
   migrateCommand(migrate.command('resolve').description('mark a failed migration as rolled back'))
     .requiredOption('--rolled-back <name>', 'the failed migration')
     .action((options) => {
-      select((cliIo) => migrateResolveCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/migrate.js')).migrateResolveCommand(options, cliIo))
     })
 
   jsonOption(databaseOption(program.command('init')))
@@ -66,7 +63,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--admin-role <role>', 'BYPASSRLS, for unscoped work (unscopedAdapter)', 'app_admin')
     .option('--dry-run', 'print the SQL and the URLs; run nothing')
     .action((options) => {
-      select((cliIo) => initCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/init.js')).initCommand(options, cliIo))
     })
 
   jsonOption(tenantOptions(migrationsOption(schemaOptions(program.command('generate')))))
@@ -78,7 +75,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--strict', 'also exit 1 on warnings (missing tenant default, foreign keys without the tenant column)')
     .option('--citus', 'also distribute on Citus: tenant tables on the tenant column (co-located), shared tables as reference tables; needs --app-role')
     .action((options) => {
-      select((cliIo) => generateCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/generate.js')).generateCommand(options, cliIo))
     })
 
   jsonOption(tenantOptions(databaseOption(schemaOptions(program.command('verify')))))
@@ -87,7 +84,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--no-probes', 'catalog checks only; skip the behavioural probes')
     .option('--strict', 'also exit 1 on warnings (e.g. write grants on shared tables)')
     .action((options) => {
-      select((cliIo) => verifyCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/verify.js')).verifyCommand(options, cliIo))
     })
 
   jsonOption(tenantOptions(databaseOption(migrationsOption(schemaOptions(program.command('adopt'))))))
@@ -97,7 +94,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--app-role <role>', 'grant this role DML on tenant tables and SELECT on shared tables in the policy step')
     .option('--dry-run', 'print the plan and write nothing')
     .action((options) => {
-      select((cliIo) => adoptCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/adopt.js')).adoptCommand(options, cliIo))
     })
 
   const signingKey = program.command('signing-key').description('the key of the signed tenant context (generate --signed)')
@@ -105,7 +102,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .description('generate a signing key, store it in the database and print it once for the app (refuses to replace one without --rotate)')
     .option('--rotate', 'replace an existing key (the running app sees no rows until it has the new key)')
     .action((options) => {
-      select((cliIo) => signingKeySetCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/signing-key.js')).signingKeySetCommand(options, cliIo))
     })
 
   // The tenant lifecycle: every subcommand connects with the admin URL and reads the schema for the registry and tenant tables.
@@ -116,33 +113,33 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .option('--credentials', "also create the tenant's own login role; prints its connection string once, on stdout")
     .option('--app-role <role>', 'with --credentials: the application role, whose table privileges the tenant role gets')
     .action((id: string, options) => {
-      select((cliIo) => tenantCreateCommand(id, options, cliIo))
+      select(async (cliIo) => (await import('./commands/tenant.js')).tenantCreateCommand(id, options, cliIo))
     })
   lifecycle(tenant.command('list').description('every tenant: id, created, whether it has credentials'))
     .option('--rows', 'also count its rows per tenant table')
     .action((options) => {
-      select((cliIo) => tenantListCommand(options, cliIo))
+      select(async (cliIo) => (await import('./commands/tenant.js')).tenantListCommand(options, cliIo))
     })
   lifecycle(tenant.command('remove <id>').description('delete every row of a tenant in batches (resumable), then its registry row and login role'))
     .option('--yes', 'confirm: without it nothing is changed')
     .option('--batch-size <n>', 'rows deleted per transaction', '1000')
     .action((id: string, options) => {
-      select((cliIo) => tenantRemoveCommand(id, options, cliIo))
+      select(async (cliIo) => (await import('./commands/tenant.js')).tenantRemoveCommand(id, options, cliIo))
     })
   lifecycle(tenant.command('export <id>').description("stream a tenant's rows as JSON Lines"))
     .option('--out <file>', 'write to this file (default: stdout)')
     .action((id: string, options) => {
-      select((cliIo) => tenantExportCommand(id, options, cliIo))
+      select(async (cliIo) => (await import('./commands/tenant.js')).tenantExportCommand(id, options, cliIo))
     })
   lifecycle(tenant.command('import <file>').description('load an export in one transaction, or resumably in batches (--batch-size)'))
     .option('--as <id>', 'import under this tenant id')
     .option('--replace', 'replace the tenant if it exists')
     .option('--batch-size <n>', 'commit every n rows; a rerun with the same file continues after the last committed batch')
     .action((file: string, options) => {
-      select((cliIo) => tenantImportCommand(file, options, cliIo))
+      select(async (cliIo) => (await import('./commands/tenant.js')).tenantImportCommand(file, options, cliIo))
     })
   lifecycle(tenant.command('rotate <id>').description("new password for a tenant's login role; prints its connection string once, on stdout")).action((id: string, options) => {
-    select((cliIo) => tenantRotateCommand(id, options, cliIo))
+    select(async (cliIo) => (await import('./commands/tenant.js')).tenantRotateCommand(id, options, cliIo))
   })
 
   return program

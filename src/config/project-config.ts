@@ -1,4 +1,4 @@
-import { loadConfigFromFile, type PrismaConfigInternal } from '@prisma/config'
+import type { PrismaConfigInternal } from '@prisma/config'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { TenancyError } from '../errors.js'
@@ -39,6 +39,8 @@ export interface Project {
  */
 export async function resolveProject(options: ProjectOptions = {}): Promise<Project> {
   const root = resolve(options.cwd ?? process.cwd())
+  // Loaded on use: Prisma's config loader (and the effect library under it) adds ~40 MB to a process.
+  const { loadConfigFromFile } = await import('@prisma/config')
   const loaded = await loadConfigFromFile({ configRoot: root, ...(options.config === undefined ? {} : { configFile: resolve(root, options.config) }) })
   if (loaded.error !== undefined && !(loaded.error._tag === 'ConfigFileNotFound' && options.config === undefined)) {
     const detail = 'error' in loaded.error ? `: ${loaded.error.error.message}` : ''
@@ -64,6 +66,16 @@ export async function resolveProject(options: ProjectOptions = {}): Promise<Proj
   const configShadow = config.datasource?.shadowDatabaseUrl
   const shadowDatabaseUrl = options.shadowDatabaseUrl ?? (configShadow === undefined || configShadow === '' ? undefined : configShadow)
   return { root, schemaPath, migrationsDir, databaseUrl, shadowDatabaseUrl, configFile }
+}
+
+/**
+ * The schema and the database URL: from --schema and --database-url alone when
+ * both are given and no --config is, since the config could change neither (so
+ * its loader, ~40 MB, stays unloaded); else as resolveProject finds them.
+ */
+export async function resolveSchemaAndDatabase(options: ProjectOptions = {}): Promise<Pick<Project, 'schemaPath' | 'databaseUrl'>> {
+  if (options.schema === undefined || options.databaseUrl === undefined || options.config !== undefined) return resolveProject(options)
+  return { schemaPath: resolve(options.cwd ?? process.cwd(), options.schema), databaseUrl: options.databaseUrl }
 }
 
 /** Reads the schema: one file, or every *.prisma file below a folder (Prisma's multi-file schemas). */

@@ -1,3 +1,5 @@
+import { WriteStream } from 'node:fs'
+import { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import type pg from 'pg'
 
@@ -5,6 +7,16 @@ import type pg from 'pg'
 const HEADER_BYTES = 19
 /** Bytes gathered before a write: few writes, and well under V8's large-object size for the Buffer objects. */
 const WRITE_BYTES = 64 * 1024
+
+/**
+ * Outputs done with a chunk when its write calls back (the bytes are with the OS),
+ * so the buffer can be filled again: files, sockets, and stdout whatever it is (a
+ * file, a pipe or a terminal). Not a PassThrough or the like: it keeps the chunk
+ * until it is read.
+ */
+function releasesChunks(output: Writable): boolean {
+  return output instanceof WriteStream || output instanceof Socket || output === process.stdout
+}
 
 /** What pg's connection gives a submittable: the simple-query send and the socket (paused for backpressure). */
 interface CopyConnection {
@@ -25,14 +37,16 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     let headerLeft = HEADER_BYTES
     // The start of a row that the next CopyData message completes (the server sends one row per message, so rarely used).
     let partial: Buffer | null = null
-    // A fresh buffer per write: a Writable may keep a chunk past its callback (a PassThrough holds it until read).
-    let buffer = Buffer.allocUnsafe(WRITE_BYTES)
+    // Write buffers the output released, filled again: fresh ones are garbage until V8 next collects (~3 MB of RSS at a million rows).
+    const spare: Buffer[] | null = releasesChunks(output) ? [] : null
+    let buffer: Buffer = Buffer.allocUnsafe(WRITE_BYTES)
     let used = 0
     let rows = 0
     let failed = false
     let paused = false
-    const send = (bytes: Buffer) => {
-      if (output.write(bytes) || paused) return
+    const send = (bytes: Buffer, whole?: Buffer) => {
+      const release = spare === null || whole === undefined ? undefined : () => spare.push(whole)
+      if (output.write(bytes, release) || paused) return
       paused = true
       connection?.stream.pause()
       output.once('drain', () => {
@@ -42,8 +56,8 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     }
     const flush = () => {
       if (used === 0) return
-      send(buffer.subarray(0, used))
-      buffer = Buffer.allocUnsafe(WRITE_BYTES)
+      send(buffer.subarray(0, used), buffer)
+      buffer = spare?.pop() ?? Buffer.allocUnsafe(WRITE_BYTES)
       used = 0
     }
     const line = (bytes: Buffer) => {

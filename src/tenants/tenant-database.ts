@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { readSchemaFiles, resolveProject, type ProjectOptions } from '../config/project-config.js'
+import { readSchemaFiles, resolveSchemaAndDatabase, type ProjectOptions } from '../config/project-config.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { withClient } from '../database/admin.js'
@@ -8,7 +8,7 @@ import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { classifyModels, qualifiedName, REGISTRY_MARKER, type RegistryTable, type TableName, type TenantColumnType } from '../policy/classify-models.js'
 import { quoteTable } from '../policy/policy-sql.js'
-import { parseDatamodel, type DmmfModel } from '../policy/prisma-schema.js'
+import { parseDatamodelInWorker, type DmmfModel } from '../policy/prisma-schema.js'
 
 /** Options every lifecycle function takes: where the project and the admin database are. */
 export interface TenantLifecycleOptions extends ProjectOptions {
@@ -97,9 +97,9 @@ async function describeTables(client: pg.Client, tables: (TableName & { model: s
  */
 export async function withLifecycleDatabase<T>(options: TenantLifecycleOptions, work: (database: LifecycleDatabase) => Promise<T>): Promise<T> {
   const { setting, tenantField } = parseTenancyNames(options)
-  const project = await resolveProject(options)
+  const project = await resolveSchemaAndDatabase(options)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
-  const datamodel = parseDatamodel(await readSchemaFiles(project.schemaPath))
+  const datamodel = await parseDatamodelInWorker(await readSchemaFiles(project.schemaPath))
   const analysis = classifyModels(datamodel, { tenantField, setting })
   const registry: RegistryTable | null = analysis.registry
   const registryModel = datamodel.models.find((model) => model.name === registry?.model)

@@ -2,15 +2,15 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { access } from 'node:fs/promises'
 import { finished } from 'node:stream/promises'
 import { TenancyError } from '../../errors.js'
-import { createTenant, type CreateTenantOptions } from '../../tenants/create-tenant.js'
-import { exportTenant } from '../../tenants/export-tenant.js'
-import { importTenant } from '../../tenants/import-tenant.js'
-import { listTenants, type ListTenantsOptions } from '../../tenants/list-tenants.js'
-import { removeTenant, type RemoveTenantOptions } from '../../tenants/remove-tenant.js'
-import { rotateTenant } from '../../tenants/rotate-tenant.js'
+import type { CreateTenantOptions } from '../../tenants/create-tenant.js'
+import type { ListTenantsOptions } from '../../tenants/list-tenants.js'
+import type { RemoveTenantOptions } from '../../tenants/remove-tenant.js'
 import type { TenantLifecycleOptions } from '../../tenants/tenant-database.js'
 import type { CliIo } from '../output.js'
 import { exitCodes } from '../output.js'
+
+// Each command imports its lifecycle module when it runs: `tenant export` loads neither the
+// import parser nor the credential code (its peak memory is measured, README).
 
 interface JsonOption {
   json?: boolean | undefined
@@ -44,6 +44,7 @@ function parseData(text: string | undefined): Record<string, unknown> | undefine
 }
 
 export async function tenantCreateCommand(id: string, options: Omit<CreateTenantOptions, 'data'> & JsonOption & { data?: string }, io: CliIo): Promise<number> {
+  const { createTenant } = await import('../../tenants/create-tenant.js')
   const result = await createTenant(id, { ...options, data: parseData(options.data) })
   // The connection string is the one secret: it goes to stdout (for a secrets manager), never to stderr or a log.
   if (options.json !== true && result.connectionString !== undefined) io.stdout(JSON.stringify({ tenant: result.tenant, connectionString: result.connectionString }))
@@ -52,6 +53,7 @@ export async function tenantCreateCommand(id: string, options: Omit<CreateTenant
 }
 
 export async function tenantListCommand(options: ListTenantsOptions & JsonOption, io: CliIo): Promise<number> {
+  const { listTenants } = await import('../../tenants/list-tenants.js')
   const result = await listTenants(options)
   const lines = result.tenants.map((tenant) => {
     const rows = tenant.rows === undefined ? '' : `  ${Object.entries(tenant.rows).map(([table, count]) => `${table}=${count}`).join(' ')}`
@@ -66,6 +68,7 @@ export async function tenantRemoveCommand(id: string, options: Omit<RemoveTenant
   const interrupt = () => stop.abort()
   process.once('SIGINT', interrupt)
   try {
+    const { removeTenant } = await import('../../tenants/remove-tenant.js')
     const result = await removeTenant(id, {
       ...options,
       batchSize: options.batchSize === undefined ? undefined : Number(options.batchSize),
@@ -84,6 +87,7 @@ export async function tenantExportCommand(id: string, options: TenantLifecycleOp
   if (options.out === undefined && options.json === true) {
     throw new TenancyError('CONFIG_INVALID', 'Without --out the export itself goes to stdout, so --json has nowhere to go. Pass --out <file.jsonl>.')
   }
+  const { exportTenant } = await import('../../tenants/export-tenant.js')
   const report = progress(io, options)
   const output = options.out === undefined ? process.stdout : createWriteStream(options.out)
   const result = await exportTenant(id, { ...options, output, onProgress: report === undefined ? undefined : ({ table, rows }) => report(`${table}: ${rows} row(s)`) }).finally(async () => {
@@ -103,6 +107,7 @@ export async function tenantImportCommand(file: string, options: TenantLifecycle
   const report = progress(io, options)
   const input = createReadStream(file)
   try {
+    const { importTenant } = await import('../../tenants/import-tenant.js')
     const result = await importTenant({
       ...options,
       input,
@@ -117,6 +122,7 @@ export async function tenantImportCommand(file: string, options: TenantLifecycle
 }
 
 export async function tenantRotateCommand(id: string, options: TenantLifecycleOptions & JsonOption, io: CliIo): Promise<number> {
+  const { rotateTenant } = await import('../../tenants/rotate-tenant.js')
   const result = await rotateTenant(id, options)
   if (options.json !== true) io.stdout(JSON.stringify({ tenant: result.tenant, connectionString: result.connectionString }))
   return emit(io, options, result, `New password for tenant ${result.tenant}; the old one no longer works (${result.endedSessions} open session(s) ended).`)
