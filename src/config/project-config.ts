@@ -37,35 +37,81 @@ export interface Project {
  * Prisma's defaults (prisma/schema.prisma, migrations beside the schema) when
  * there is no config file.
  */
-export async function resolveProject(options: ProjectOptions = {}): Promise<Project> {
+export async function resolveProject(options: ProjectOptions = {}, where: ConfigLoading = 'here'): Promise<Project> {
   const root = resolve(options.cwd ?? process.cwd())
-  // Loaded on use: Prisma's config loader (and the effect library under it) adds ~40 MB to a process.
-  const { loadConfigFromFile } = await import('@prisma/config')
-  const loaded = await loadConfigFromFile({ configRoot: root, ...(options.config === undefined ? {} : { configFile: resolve(root, options.config) }) })
-  if (loaded.error !== undefined && !(loaded.error._tag === 'ConfigFileNotFound' && options.config === undefined)) {
-    const detail = 'error' in loaded.error ? `: ${loaded.error.error.message}` : ''
+  const configFile = options.config === undefined ? undefined : resolve(root, options.config)
+  const loaded = where === 'child-process' ? await loadConfigInChildProcess(root, configFile) : summarizeConfig(await loadConfigHere(root, configFile))
+  if (loaded.error !== null && !(loaded.error.tag === 'ConfigFileNotFound' && options.config === undefined)) {
+    const detail = loaded.error.message === undefined ? '' : `: ${loaded.error.message}`
     throw new TenancyError(
       'CONFIG_INVALID',
-      `Could not load the Prisma config${options.config === undefined ? '' : ` ${options.config}`} (${loaded.error._tag}${detail}). Fix the file or pass --schema and --migrations instead.`,
+      `Could not load the Prisma config${options.config === undefined ? '' : ` ${options.config}`} (${loaded.error.tag}${detail}). Fix the file or pass --schema and --migrations instead.`,
       { cause: loaded.error },
     )
   }
-  const config: Partial<PrismaConfigInternal> = loaded.config ?? {}
-  const configFile = loaded.resolvedPath ?? null
-  const configDir = configFile === null ? root : dirname(configFile)
+  const { config } = loaded
+  const configDir = loaded.resolvedPath === null ? root : dirname(loaded.resolvedPath)
   const schemaPath = options.schema !== undefined ? resolve(root, options.schema) : config.schema !== undefined ? resolve(configDir, config.schema) : join(root, 'prisma', 'schema.prisma')
   const schemaDir = schemaPath.endsWith('.prisma') ? dirname(schemaPath) : schemaPath
   const migrationsDir =
     options.migrations !== undefined
       ? resolve(root, options.migrations)
-      : config.migrations?.path !== undefined
-        ? resolve(configDir, config.migrations.path)
+      : config.migrationsPath !== undefined
+        ? resolve(configDir, config.migrationsPath)
         : join(schemaDir, 'migrations')
-  const configUrl = config.datasource?.url
-  const databaseUrl = options.databaseUrl ?? (configUrl === undefined || configUrl === '' ? undefined : configUrl)
-  const configShadow = config.datasource?.shadowDatabaseUrl
-  const shadowDatabaseUrl = options.shadowDatabaseUrl ?? (configShadow === undefined || configShadow === '' ? undefined : configShadow)
-  return { root, schemaPath, migrationsDir, databaseUrl, shadowDatabaseUrl, configFile }
+  const databaseUrl = options.databaseUrl ?? (config.url === undefined || config.url === '' ? undefined : config.url)
+  const shadowDatabaseUrl = options.shadowDatabaseUrl ?? (config.shadowDatabaseUrl === undefined || config.shadowDatabaseUrl === '' ? undefined : config.shadowDatabaseUrl)
+  return { root, schemaPath, migrationsDir, databaseUrl, shadowDatabaseUrl, configFile: loaded.resolvedPath }
+}
+
+/**
+ * Where Prisma's config loader runs. It and the effect library under it add ~40 MB to a process that
+ * keeps them; 'child-process' reads the config in a node process that exits after (~0.4 s a call),
+ * for the commands whose memory is for rows (tenant export).
+ */
+export type ConfigLoading = 'here' | 'child-process'
+
+/** What we use of a loaded config, as plain JSON: the same from this process and from a child's stdout. */
+interface ConfigSummary {
+  config: { schema?: string; migrationsPath?: string; url?: string; shadowDatabaseUrl?: string }
+  resolvedPath: string | null
+  error: { tag: string; message?: string } | null
+}
+
+type LoadedPrismaConfig = Awaited<ReturnType<typeof import('@prisma/config').loadConfigFromFile>>
+
+async function loadConfigHere(configRoot: string, configFile: string | undefined): Promise<LoadedPrismaConfig> {
+  const { loadConfigFromFile } = await import('@prisma/config')
+  return loadConfigFromFile({ configRoot, ...(configFile === undefined ? {} : { configFile }) })
+}
+
+// Also sent as source text to the child process (loadConfigInChildProcess): it must use nothing outside itself.
+function summarizeConfig(loaded: LoadedPrismaConfig): ConfigSummary {
+  const config: Partial<PrismaConfigInternal> = loaded.config ?? {}
+  const error = loaded.error === undefined ? null : { tag: loaded.error._tag, ...('error' in loaded.error ? { message: loaded.error.error.message } : {}) }
+  return {
+    config: { schema: config.schema, migrationsPath: config.migrations?.path, url: config.datasource?.url, shadowDatabaseUrl: config.datasource?.shadowDatabaseUrl },
+    resolvedPath: loaded.resolvedPath ?? null,
+    error,
+  }
+}
+
+// CommonJS evaluated as it is (-e), so the same child runs from src/ (vitest, tsx) and from dist/.
+const childSource = `const [loaderPath, configRoot, configFile] = process.argv.slice(1)
+require(loaderPath).loadConfigFromFile({ configRoot, ...(configFile ? { configFile } : {}) })
+  .then((loaded) => process.stdout.write(JSON.stringify((${summarizeConfig.toString()})(loaded))))
+  .catch((error) => { process.stderr.write(String(error && error.stack || error)); process.exitCode = 1 })`
+
+async function loadConfigInChildProcess(configRoot: string, configFile: string | undefined): Promise<ConfigSummary> {
+  const { execFile } = await import('node:child_process')
+  const { createRequire } = await import('node:module')
+  const loaderPath = createRequire(import.meta.url).resolve('@prisma/config')
+  return new Promise((done, fail) => {
+    execFile(process.execPath, ['-e', childSource, loaderPath, configRoot, configFile ?? ''], { cwd: configRoot, env: process.env, maxBuffer: 1 << 20 }, (cause, stdout, stderr) => {
+      if (cause === null) return done(JSON.parse(stdout) as ConfigSummary)
+      fail(new TenancyError('CONFIG_INVALID', `Could not load the Prisma config in a child process: ${stderr.trim() || cause.message}. Fix the file or pass --schema and --database-url instead.`, { cause }))
+    })
+  })
 }
 
 /**
@@ -73,8 +119,8 @@ export async function resolveProject(options: ProjectOptions = {}): Promise<Proj
  * both are given and no --config is, since the config could change neither (so
  * its loader, ~40 MB, stays unloaded); else as resolveProject finds them.
  */
-export async function resolveSchemaAndDatabase(options: ProjectOptions = {}): Promise<Pick<Project, 'schemaPath' | 'databaseUrl'>> {
-  if (options.schema === undefined || options.databaseUrl === undefined || options.config !== undefined) return resolveProject(options)
+export async function resolveSchemaAndDatabase(options: ProjectOptions = {}, where: ConfigLoading = 'here'): Promise<Pick<Project, 'schemaPath' | 'databaseUrl'>> {
+  if (options.schema === undefined || options.databaseUrl === undefined || options.config !== undefined) return resolveProject(options, where)
   return { schemaPath: resolve(options.cwd ?? process.cwd(), options.schema), databaseUrl: options.databaseUrl }
 }
 

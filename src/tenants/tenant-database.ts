@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { readSchemaFiles, resolveSchemaAndDatabase, type ProjectOptions } from '../config/project-config.js'
+import { readSchemaFiles, resolveSchemaAndDatabase, type ConfigLoading, type ProjectOptions } from '../config/project-config.js'
 import { tenantIdValidator, type TenantIdSchema } from '../context/tenant-id.js'
 import { parseTenancyNames } from '../context/tenant-setting.js'
 import { withClient } from '../database/admin.js'
@@ -93,11 +93,11 @@ async function describeTables(client: pg.Client, tables: (TableName & { model: s
  * Opens the admin connection the lifecycle works on: reads the schema (registry
  * and tenant tables), checks that the connecting role bypasses row-level security
  * (it writes the registry, which no policy lets anyone else write, and every
- * tenant's rows) and orders the tenant tables by their foreign keys.
+ * tenant's rows) and orders the tenant tables by their foreign keys. `configLoading`: see ConfigLoading.
  */
-export async function withLifecycleDatabase<T>(options: TenantLifecycleOptions, work: (database: LifecycleDatabase) => Promise<T>): Promise<T> {
+export async function withLifecycleDatabase<T>(options: TenantLifecycleOptions, work: (database: LifecycleDatabase) => Promise<T>, configLoading: ConfigLoading = 'here'): Promise<T> {
   const { setting, tenantField } = parseTenancyNames(options)
-  const project = await resolveSchemaAndDatabase(options)
+  const project = await resolveSchemaAndDatabase(options, configLoading)
   const databaseUrl = parseDatabaseUrl(project.databaseUrl)
   const datamodel = await parseDatamodelInWorker(await readSchemaFiles(project.schemaPath))
   const analysis = classifyModels(datamodel, { tenantField, setting })
