@@ -72,7 +72,7 @@ export async function tenantRemoveCommand(id: string, options: Omit<RemoveTenant
       signal: stop.signal,
       onProgress: report === undefined ? undefined : ({ table, deleted }) => report(`${table}: ${deleted} deleted`),
     })
-    const lines = [`Removed tenant ${result.tenant}${result.resumed ? ' (resumed an interrupted removal)' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.deleted} row(s) deleted, ${result.remaining[table.table] ?? 0} left`)]
+    const lines = [`Removed tenant ${result.tenant}${result.resumed ? ' (resumed an interrupted removal)' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.deleted} row(s) deleted${table.droppedPartition === undefined ? '' : ` (partition ${table.droppedPartition} dropped)`}, ${result.remaining[table.table] ?? 0} left`)]
     if (result.droppedRole !== null) lines.push(`  dropped login role ${result.droppedRole}`)
     return emit(io, options, result, lines.join('\n'))
   } finally {

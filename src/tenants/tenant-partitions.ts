@@ -1,0 +1,106 @@
+import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
+import { TenancyError } from '../errors.js'
+import { partitionName } from '../policy/partition-sql.js'
+import { quoteTable } from '../policy/policy-sql.js'
+import { tenantMatch, type LifecycleDatabase, type LifecycleTable } from './tenant-database.js'
+
+/** A tenant's own partition of a table partitioned by tenant. */
+export interface TenantPartition {
+  /** schema.table as shown to people. */
+  name: string
+  /** Quoted for SQL. */
+  sql: string
+}
+
+/** The partition bound of one tenant: its id as a literal, which PostgreSQL casts to the tenant column's type. */
+function bound(tenant: string): string {
+  return `FOR VALUES IN (${quoteLiteral(tenant)})`
+}
+
+/**
+ * The tenant's partition of `table`, found by its bound (not its name: a
+ * partition made by hand counts too), or null. PostgreSQL prints a text or
+ * uuid bound quoted and a number bare.
+ */
+export async function findTenantPartition(database: LifecycleDatabase, table: LifecycleTable, tenant: string): Promise<TenantPartition | null> {
+  const printed = table.columnType === 'integer' || table.columnType === 'bigint' ? `FOR VALUES IN (${tenant})` : bound(tenant)
+  const { rows } = await database.client.query<TenantPartition>(
+    `SELECT c.relnamespace::regnamespace::text || '.' || c.relname AS name, format('%I.%I', c.relnamespace::regnamespace::text, c.relname) AS sql
+       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = $1::regclass AND pg_get_expr(c.relpartbound, c.oid) = $2`,
+    [table.sql, printed],
+  )
+  return rows[0] ?? null
+}
+
+/** Whether rows of the tenant sit in the table (for a partitioned table without the tenant's partition: in DEFAULT). */
+export async function hasTenantRows(database: LifecycleDatabase, table: LifecycleTable, tenant: string, from = table.sql): Promise<boolean> {
+  const { rowCount } = await database.client.query(`SELECT 1 FROM ${from} WHERE ${tenantMatch(table, '$1')} LIMIT 1`, [tenant])
+  return (rowCount ?? 0) > 0
+}
+
+const commands: Record<string, string> = { '*': 'ALL', r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE' }
+
+/**
+ * Row-level security on and forced on a partition, with the policies of its
+ * parent, copied from the catalog (so in whichever mode, signed or not, and
+ * with whatever setting the migrations gave the parent): a policy on the
+ * parent does not apply when a partition is queried directly.
+ */
+export async function protectPartition(database: LifecycleDatabase, parent: LifecycleTable, partition: string): Promise<void> {
+  const { client } = database
+  await client.query(`ALTER TABLE ${partition} ENABLE ROW LEVEL SECURITY`)
+  await client.query(`ALTER TABLE ${partition} FORCE ROW LEVEL SECURITY`)
+  const { rows } = await client.query<{ name: string; permissive: boolean; command: string; roles: string[]; using: string | null; check: string | null }>(
+    `SELECT polname AS name, polpermissive AS permissive, polcmd::text AS command,
+            ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END FROM unnest(polroles) r) AS roles,
+            pg_get_expr(polqual, polrelid) AS using, pg_get_expr(polwithcheck, polrelid) AS check
+       FROM pg_policy WHERE polrelid = $1::regclass ORDER BY polname`,
+    [parent.sql],
+  )
+  for (const policy of rows) {
+    await client.query(`DROP POLICY IF EXISTS ${quoteIdent(policy.name)} ON ${partition}`)
+    await client.query(
+      `CREATE POLICY ${quoteIdent(policy.name)} ON ${partition} AS ${policy.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${commands[policy.command] ?? 'ALL'} TO ${policy.roles.join(', ')}` +
+        `${policy.using === null ? '' : ` USING (${policy.using})`}${policy.check === null ? '' : ` WITH CHECK (${policy.check})`}`,
+    )
+  }
+}
+
+export function rowsInDefault(table: LifecycleTable, tenant: string): TenancyError {
+  return new TenancyError(
+    'PARTITION_ROWS_IN_DEFAULT',
+    `Rows of tenant ${JSON.stringify(tenant)} sit in the DEFAULT partition of ${table.name}, and PostgreSQL refuses a partition for them while they do. Nothing was changed: run \`prisma-tenancy tenant partition ${tenant}\`, which moves them into a partition of their own.`,
+    { details: { tenant, table: table.name } },
+  )
+}
+
+/**
+ * The tenant's partition of every partitioned table, made where missing (in
+ * the caller's transaction), protected as its parent is. Refused while rows
+ * of the tenant sit in a DEFAULT partition. Returns what it did.
+ */
+export async function createTenantPartitions(database: LifecycleDatabase, tenant: string): Promise<string[]> {
+  const actions: string[] = []
+  for (const table of database.tables) {
+    if (!table.partitioned || (await findTenantPartition(database, table, tenant)) !== null) continue
+    if (await hasTenantRows(database, table, tenant)) throw rowsInDefault(table, tenant)
+    const partition = quoteTable(partitionName(table.tableName, tenant))
+    await database.client.query(`CREATE TABLE IF NOT EXISTS ${partition} PARTITION OF ${table.sql} ${bound(tenant)}`)
+    await protectPartition(database, table, partition)
+    actions.push(`created partition ${partitionName(table.tableName, tenant).table} of ${table.name}`)
+  }
+  return actions
+}
+
+/** Detaches and drops the tenant's partition of `table` (in the caller's transaction): the rows it held, or null when it has none. */
+export async function dropTenantPartition(database: LifecycleDatabase, table: LifecycleTable, tenant: string): Promise<{ partition: string; rows: number } | null> {
+  const partition = table.partitioned ? await findTenantPartition(database, table, tenant) : null
+  if (partition === null) return null
+  const { client } = database
+  const { rows } = await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${partition.sql}`)
+  // Detached first: PostgreSQL then checks that no row of a table referencing the parent points into it.
+  await client.query(`ALTER TABLE ${table.sql} DETACH PARTITION ${partition.sql}`)
+  await client.query(`DROP TABLE ${partition.sql}`)
+  return { partition: partition.name, rows: rows[0]?.n ?? 0 }
+}

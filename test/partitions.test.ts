@@ -1,0 +1,131 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { PrismaClient } from './fixtures/partitioned/prisma/generated/client.js'
+import { withClient } from '../src/database/admin.js'
+import { isTenancyError } from '../src/errors.js'
+import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
+import { useTestDatabase } from '../src/testing/index.js'
+import { createTenant } from '../src/tenants/create-tenant.js'
+import { removeTenant } from '../src/tenants/remove-tenant.js'
+import { verify } from '../src/verify/verify.js'
+import { copyExampleProject } from './support/example-project.js'
+import { deployPartitionedProject, partitionedFixture } from './support/partitioned-project.js'
+import { inRolledBackTenant } from './support/tenants.js'
+
+const db = await useTestDatabase()
+
+/** The tenant's row count and an md5 over its rows, per table, read as the superuser. */
+async function checksums(url: string, tenant: string): Promise<Record<string, { rows: number; md5: string | null }>> {
+  return withClient(url, async (client) => {
+    const result: Record<string, { rows: number; md5: string | null }> = {}
+    for (const table of ['events', 'notes']) {
+      const { rows } = await client.query<{ rows: number; md5: string | null }>(`SELECT count(*)::int AS rows, md5(string_agg(t::text, '|' ORDER BY t::text)) AS md5 FROM ${table} t WHERE tenant_id = $1`, [tenant])
+      result[table] = rows[0]!
+    }
+    return result
+  })
+}
+
+async function seed(url: string, tenant: string, events: number): Promise<void> {
+  await withClient(url, async (client) => {
+    await client.query(`INSERT INTO events (id, tenant_id, title) SELECT $1 || '-e' || g, $1, 'event ' || g FROM generate_series(1, $2::int) g`, [tenant, events])
+    await client.query(`INSERT INTO notes (id, tenant_id, event_id, body) SELECT $1 || '-n' || g, $1, $1 || '-e' || g, 'note ' || g FROM generate_series(1, $2::int) g`, [tenant, events])
+  })
+}
+
+async function partitionsOf(url: string, table: string): Promise<string[]> {
+  return withClient(url, async (client) => (await client.query<{ name: string }>(`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass ORDER BY 1`, [table])).rows.map((row) => row.name))
+}
+
+describe('generate for a model marked @tenancy.partitioned', () => {
+  it('converts the table to LIST partitions by tenant with a protected DEFAULT partition (file snapshot)', async () => {
+    const project = await copyExampleProject(partitionedFixture)
+    const result = await generatePolicies({ schema: project.schema, migrations: project.migrations, appRole: 'tenancy_app', now: new Date('2026-12-02T12:00:00Z') })
+    const script = await readFile(join(project.migrations, result.created!, 'migration.sql'), 'utf8')
+    await expect(script).toMatchFileSnapshot('./__snapshots__/partitions-generate.sql')
+    const again = await generatePolicies({ schema: project.schema, migrations: project.migrations, appRole: 'tenancy_app' })
+    expect(again.created).toBeNull()
+    expect(again.upToDate).toBe(true)
+  })
+
+  it('refuses a partitioned model whose primary key lacks the tenant field, naming the fix, and writes nothing', async () => {
+    const project = await copyExampleProject(partitionedFixture)
+    const schema = (await readFile(project.schema, 'utf8')).replace('  id       String @default(uuid())', '  id       String @id @default(uuid())').replace('  @@id([tenantId, id])\n', '  @@unique([tenantId, id])\n')
+    await writeFile(project.schema, schema)
+    const error = await generatePolicies({ schema: project.schema, migrations: project.migrations }).catch((cause: unknown) => cause)
+    expect(isTenancyError(error, 'PARTITION_KEY_INVALID'), String(error)).toBe(true)
+    expect((error as Error).message).toContain('In model Event, make the primary key @@id([tenantId, id]) (drop @id from the field id).')
+    expect(await readdir(project.migrations)).toEqual(['20261201000000_init', 'migration_lock.toml'])
+  })
+})
+
+describe('a deployed partitioned table', () => {
+  let project: Awaited<ReturnType<typeof deployPartitionedProject>>
+  let prisma: ReturnType<typeof clientFor>
+  const clientFor = (url: string) => new PrismaClient({ adapter: tenancyAdapter(url) }).$extends(tenancy())
+
+  beforeAll(async () => {
+    project = await deployPartitionedProject(db, 'parts', (drop) => afterAll(drop))
+    for (const tenant of ['acme', 'globex', 'initech']) await createTenant(tenant, { ...project.lifecycle, data: { name: tenant } })
+    for (const tenant of ['acme', 'globex', 'initech']) await seed(project.url, tenant, 50)
+    prisma = clientFor(project.appUrl)
+  })
+  afterAll(() => prisma?.$disconnect())
+
+  it('tenant create gives each tenant its own partition, protected like the parent, and a rerun does nothing', async () => {
+    expect(await partitionsOf(project.url, 'events')).toEqual(['events_p_acme', 'events_p_default', 'events_p_globex', 'events_p_initech'])
+    expect(await createTenant('acme', { ...project.lifecycle, data: { name: 'acme' } })).toEqual({ tenant: 'acme', actions: [] })
+    const rows = await withClient(project.url, async (client) => (await client.query<{ count: number }>(`SELECT count(*)::int AS count FROM events_p_acme`)).rows)
+    expect(rows).toEqual([{ count: 50 }])
+    const report = await verify({ databaseUrl: project.url, role: db.appRole.name, schema: project.schema })
+    // (A warning remains: events.seq is a SERIAL, whose sequence counts all tenants' rows.)
+    expect(report.results.filter((result) => result.status === 'fail')).toEqual([])
+    expect(report.results.find((result) => result.check === 'partition-unprotected' && result.table === 'public.events')?.status).toBe('pass')
+  })
+
+  it('isolates tenants through the extension: each sees and writes only its own rows', async () => {
+    const acme = prisma.forTenant('acme')
+    expect(await acme.event.count()).toBe(50)
+    expect(new Set((await acme.event.findMany({ select: { tenantId: true } })).map((event) => event.tenantId))).toEqual(new Set(['acme']))
+    await expect(acme.event.create({ data: { id: 'sneaky', tenantId: 'globex', title: 'x' } })).rejects.toThrow()
+    expect(await prisma.forTenant('globex').event.count({ where: { id: 'sneaky' } })).toBe(0)
+  })
+
+  it('the app role cannot read a partition directly, and a partition queried by a role that may still sees only the tenant in the setting', async () => {
+    const direct = await inRolledBackTenant(project.appUrl, 'acme', (client) => client.query('SELECT count(*) FROM events_p_globex').then(() => 'read', (error: { code?: string }) => error.code))
+    expect(direct).toBe('42501')
+    // A role granted the partition itself (as a careless GRANT ON ALL TABLES would): the partition's own policies apply.
+    await withClient(project.url, (client) => client.query(`GRANT SELECT ON events_p_globex TO ${db.appRole.name}`))
+    try {
+      const counts = await inRolledBackTenant(project.appUrl, 'acme', async (client) => (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events_p_globex')).rows[0]?.n)
+      expect(counts).toBe(0)
+    } finally {
+      await withClient(project.url, (client) => client.query(`REVOKE SELECT ON events_p_globex FROM ${db.appRole.name}`))
+    }
+  })
+
+  it("prunes to the tenant's partition through the extension: on the policy alone at executor start, and at plan time with the tenant filter", async () => {
+    const acme = prisma.forTenant('acme')
+    const plan = async (sql: string) => (await acme.$queryRawUnsafe<{ 'QUERY PLAN': string }[]>(`EXPLAIN (COSTS OFF) ${sql}`)).map((row) => row['QUERY PLAN']).join('\n')
+    const policyOnly = await plan('SELECT * FROM events')
+    expect(policyOnly).toMatch(/Subplans Removed: 3/)
+    expect(policyOnly).toContain('events_p_acme')
+    const filtered = await plan(`SELECT * FROM events WHERE tenant_id = 'acme'`)
+    expect(filtered).toContain('events_p_acme')
+    expect(filtered).not.toMatch(/events_p_(globex|initech|default)/)
+  })
+
+  it("tenant remove drops the tenant's partition, deletes its other rows, and leaves every other tenant's rows as they were", async () => {
+    const before = { acme: await checksums(project.url, 'acme'), globex: await checksums(project.url, 'globex') }
+    const result = await removeTenant('initech', { ...project.lifecycle, yes: true })
+    expect(result.tables).toEqual([
+      { table: 'public.notes', deleted: 50 },
+      { table: 'public.events', deleted: 50, droppedPartition: 'public.events_p_initech' },
+    ])
+    expect(result.remaining).toEqual({ 'public.events': 0, 'public.notes': 0 })
+    expect(await partitionsOf(project.url, 'events')).toEqual(['events_p_acme', 'events_p_default', 'events_p_globex'])
+    expect({ acme: await checksums(project.url, 'acme'), globex: await checksums(project.url, 'globex') }).toEqual(before)
+    expect(before.acme.events!.rows).toBe(50)
+  })
+})
