@@ -84,6 +84,16 @@ describe('a deployed partitioned table', () => {
     expect(report.results.find((result) => result.check === 'partition-unprotected' && result.table === 'public.events')?.status).toBe('pass')
   })
 
+  it('verify reports a tenant partition whose policies were dropped, or whose row-level security was disabled (partition-unprotected)', async () => {
+    const broken = await deployPartitionedProject(db, 'broken')
+    for (const tenant of ['acme', 'globex']) await createTenant(tenant, { ...broken.lifecycle, data: { name: tenant } })
+    await withClient(broken.url, (client) => client.query('DROP POLICY tenancy_isolation ON events_p_acme; DROP POLICY tenancy_access ON events_p_acme; ALTER TABLE events_p_globex DISABLE ROW LEVEL SECURITY'))
+    const report = await verify({ databaseUrl: broken.url, role: db.appRole.name, schema: broken.schema })
+    const failed = report.results.filter((result) => result.check === 'partition-unprotected' && result.status === 'fail')
+    expect(failed.map((result) => result.table)).toEqual(['public.events'])
+    expect(failed[0]?.message).toContain('public.events_p_acme, public.events_p_globex')
+  })
+
   it('isolates tenants through the extension: each sees and writes only its own rows', async () => {
     const acme = prisma.forTenant('acme')
     expect(await acme.event.count()).toBe(50)
