@@ -7,8 +7,10 @@ import { isTenancyError } from '../src/errors.js'
 import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
 import { useTestDatabase } from '../src/testing/index.js'
 import { createTenant } from '../src/tenants/create-tenant.js'
+import { partitionTenant } from '../src/tenants/partition-tenant.js'
 import { removeTenant } from '../src/tenants/remove-tenant.js'
 import { verify } from '../src/verify/verify.js'
+import { runCliCaptured } from './support/cli.js'
 import { copyExampleProject } from './support/example-project.js'
 import { deployPartitionedProject, partitionedFixture } from './support/partitioned-project.js'
 import { inRolledBackTenant } from './support/tenants.js'
@@ -137,5 +139,53 @@ describe('a deployed partitioned table', () => {
     expect(await partitionsOf(project.url, 'events')).toEqual(['events_p_acme', 'events_p_default', 'events_p_globex'])
     expect({ acme: await checksums(project.url, 'acme'), globex: await checksums(project.url, 'globex') }).toEqual(before)
     expect(before.acme.events!.rows).toBe(50)
+  })
+
+  describe('a tenant whose rows sit in the DEFAULT partition (registered before the table was partitioned)', () => {
+    beforeAll(async () => {
+      await withClient(project.url, (client) => client.query(`INSERT INTO "Tenant" (id, name) VALUES ('umbrella', 'Umbrella')`))
+      await seed(project.url, 'umbrella', 40)
+    })
+
+    it('tenant create refuses its partition, naming tenant partition, and changes nothing', async () => {
+      const error = await createTenant('umbrella', { ...project.lifecycle, data: { name: 'Umbrella' } }).catch((cause: unknown) => cause)
+      expect(isTenancyError(error, 'PARTITION_ROWS_IN_DEFAULT')).toBe(true)
+      expect((error as Error).message).toContain('prisma-tenancy tenant partition umbrella')
+      expect(await partitionsOf(project.url, 'events')).not.toContain('events_p_umbrella')
+    })
+
+    it('tenant partition moves its rows into a partition of its own, keeping every row (referencing rows too), and a rerun does nothing', async () => {
+      const others = { acme: await checksums(project.url, 'acme'), globex: await checksums(project.url, 'globex') }
+      const before = await checksums(project.url, 'umbrella')
+      const result = await partitionTenant('umbrella', project.lifecycle)
+      expect(result.tables).toEqual([{ table: 'public.events', partition: 'public.events_p_umbrella', action: 'moved', moved: 40, writersBlockedMs: expect.any(Number) }])
+      expect(await checksums(project.url, 'umbrella')).toEqual(before)
+      expect(before.notes!.rows).toBe(40)
+      expect({ acme: await checksums(project.url, 'acme'), globex: await checksums(project.url, 'globex') }).toEqual(others)
+      const placed = await withClient(project.url, async (client) => ({
+        own: (await client.query<{ n: number }>('SELECT count(*)::int AS n FROM events_p_umbrella')).rows[0]?.n,
+        inDefault: (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM events_p_default WHERE tenant_id = 'umbrella'`)).rows[0]?.n,
+        foreignKeyValid: (await client.query<{ valid: boolean }>(`SELECT convalidated AS valid FROM pg_constraint WHERE conname = 'notes_tenant_id_event_id_fkey' AND conrelid = 'notes'::regclass`)).rows[0]?.valid,
+        boundCheck: (await client.query(`SELECT 1 FROM pg_constraint WHERE conrelid = 'events_p_umbrella'::regclass AND contype = 'c'`)).rowCount,
+      }))
+      expect(placed).toEqual({ own: 40, inDefault: 0, foreignKeyValid: true, boundCheck: 0 })
+      expect((await partitionTenant('umbrella', project.lifecycle)).tables).toEqual([{ table: 'public.events', partition: 'public.events_p_umbrella', action: 'exists', moved: 0, writersBlockedMs: 0 }])
+      const verified = await verify({ databaseUrl: project.url, role: db.appRole.name, schema: project.schema })
+      expect(verified.results.filter((entry) => entry.status === 'fail')).toEqual([])
+      expect(await prisma.forTenant('umbrella').event.count()).toBe(40)
+    })
+
+    it('the CLI runs tenant partition with --json, and refuses an unknown tenant (exit 2) changing nothing', async () => {
+      const moved = await runCliCaptured(['tenant', 'partition', 'umbrella', '--json', '--database-url', project.url, '--schema', project.schema])
+      expect(moved.code).toBe(0)
+      expect(JSON.parse(moved.stdout)).toMatchObject({ tenant: 'umbrella', tables: [{ action: 'exists' }] })
+      const unknown = await runCliCaptured(['tenant', 'partition', 'nobody', '--database-url', project.url, '--schema', project.schema])
+      expect(unknown.code).toBe(2)
+      expect(unknown.stderr).toContain('error TENANT_UNKNOWN')
+      const invalid = await runCliCaptured(['tenant', 'partition', "bad'id", '--database-url', project.url, '--schema', project.schema])
+      expect(invalid.code).toBe(2)
+      expect(invalid.stderr).toContain('error TENANT_INVALID')
+      expect(await partitionsOf(project.url, 'events')).toEqual(['events_p_acme', 'events_p_default', 'events_p_globex', 'events_p_umbrella'])
+    })
   })
 })

@@ -6,7 +6,7 @@ import { generateCommand } from './commands/generate.js'
 import { initCommand } from './commands/init.js'
 import { migrateDeployCommand, migrateDevCommand, migrateResolveCommand, migrateStatusCommand } from './commands/migrate.js'
 import { signingKeySetCommand } from './commands/signing-key.js'
-import { tenantCreateCommand, tenantExportCommand, tenantImportCommand, tenantListCommand, tenantRemoveCommand, tenantRotateCommand } from './commands/tenant.js'
+import { tenantCreateCommand, tenantExportCommand, tenantImportCommand, tenantListCommand, tenantPartitionCommand, tenantRemoveCommand, tenantRotateCommand } from './commands/tenant.js'
 import { verifyCommand } from './commands/verify.js'
 import { exitCodes, formatError, packageVersion, processIo, type CliIo } from './output.js'
 
@@ -109,7 +109,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     })
 
   // The tenant lifecycle: every subcommand connects with the admin URL and reads the schema for the registry and tenant tables.
-  const tenant = program.command('tenant').description('tenant lifecycle: create, list, remove, export, import, rotate credentials (as an admin role)')
+  const tenant = program.command('tenant').description('tenant lifecycle: create, list, remove, partition, export, import, rotate credentials (as an admin role)')
   const lifecycle = (command: Command) => jsonOption(tenantOptions(databaseOption(schemaOptions(command))))
   lifecycle(tenant.command('create <id>').description('register a tenant (idempotent; a rerun repairs what is missing)'))
     .option('--data <json>', "the registry row's other fields, as a JSON object")
@@ -129,6 +129,9 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .action((id: string, options) => {
       select((cliIo) => tenantRemoveCommand(id, options, cliIo))
     })
+  lifecycle(tenant.command('partition <id>').description("move a tenant's rows out of the DEFAULT partition into partitions of its own (tables marked @tenancy.partitioned), keeping every row")).action((id: string, options) => {
+    select((cliIo) => tenantPartitionCommand(id, options, cliIo))
+  })
   lifecycle(tenant.command('export <id>').description("stream a tenant's rows as JSON Lines"))
     .option('--out <file>', 'write to this file (default: stdout)')
     .action((id: string, options) => {

@@ -13,7 +13,7 @@ export interface TenantPartition {
 }
 
 /** The partition bound of one tenant: its id as a literal, which PostgreSQL casts to the tenant column's type. */
-function bound(tenant: string): string {
+export function bound(tenant: string): string {
   return `FOR VALUES IN (${quoteLiteral(tenant)})`
 }
 
@@ -75,6 +75,14 @@ export function rowsInDefault(table: LifecycleTable, tenant: string): TenancyErr
   )
 }
 
+/** Creates the (empty) tenant partition of `table` and protects it as its parent is; the action done. */
+export async function createTenantPartition(database: LifecycleDatabase, table: LifecycleTable, tenant: string): Promise<string> {
+  const partition = partitionName(table.tableName, tenant)
+  await database.client.query(`CREATE TABLE IF NOT EXISTS ${quoteTable(partition)} PARTITION OF ${table.sql} ${bound(tenant)}`)
+  await protectPartition(database, table, quoteTable(partition))
+  return `created partition ${partition.table} of ${table.name}`
+}
+
 /**
  * The tenant's partition of every partitioned table, made where missing (in
  * the caller's transaction), protected as its parent is. Refused while rows
@@ -85,10 +93,7 @@ export async function createTenantPartitions(database: LifecycleDatabase, tenant
   for (const table of database.tables) {
     if (!table.partitioned || (await findTenantPartition(database, table, tenant)) !== null) continue
     if (await hasTenantRows(database, table, tenant)) throw rowsInDefault(table, tenant)
-    const partition = quoteTable(partitionName(table.tableName, tenant))
-    await database.client.query(`CREATE TABLE IF NOT EXISTS ${partition} PARTITION OF ${table.sql} ${bound(tenant)}`)
-    await protectPartition(database, table, partition)
-    actions.push(`created partition ${partitionName(table.tableName, tenant).table} of ${table.name}`)
+    actions.push(await createTenantPartition(database, table, tenant))
   }
   return actions
 }

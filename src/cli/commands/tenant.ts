@@ -6,6 +6,7 @@ import { createTenant, type CreateTenantOptions } from '../../tenants/create-ten
 import { exportTenant } from '../../tenants/export-tenant.js'
 import { importTenant } from '../../tenants/import-tenant.js'
 import { listTenants, type ListTenantsOptions } from '../../tenants/list-tenants.js'
+import { partitionTenant } from '../../tenants/partition-tenant.js'
 import { removeTenant, type RemoveTenantOptions } from '../../tenants/remove-tenant.js'
 import { rotateTenant } from '../../tenants/rotate-tenant.js'
 import type { TenantLifecycleOptions } from '../../tenants/tenant-database.js'
@@ -78,6 +79,19 @@ export async function tenantRemoveCommand(id: string, options: Omit<RemoveTenant
   } finally {
     process.removeListener('SIGINT', interrupt)
   }
+}
+
+export async function tenantPartitionCommand(id: string, options: TenantLifecycleOptions & JsonOption, io: CliIo): Promise<number> {
+  const result = await partitionTenant(id, options)
+  const lines = [
+    `Partitions of tenant ${result.tenant}:`,
+    ...result.tables.map((table) =>
+      table.action === 'moved'
+        ? `  ${table.table}: ${table.moved} row(s) moved out of DEFAULT into ${table.partition} (writers blocked ${table.writersBlockedMs.toFixed(1)} ms)`
+        : `  ${table.table}: ${table.partition} ${table.action === 'created' ? 'created (no rows to move)' : 'exists already; nothing to do'}`,
+    ),
+  ]
+  return emit(io, options, result, lines.join('\n'))
 }
 
 export async function tenantExportCommand(id: string, options: TenantLifecycleOptions & JsonOption & { out?: string }, io: CliIo): Promise<number> {
