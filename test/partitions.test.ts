@@ -5,7 +5,7 @@ import { PrismaClient } from './fixtures/partitioned/prisma/generated/client.js'
 import { withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
 import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
-import { useTestDatabase } from '../src/testing/index.js'
+import { recordWire, useTestDatabase } from '../src/testing/index.js'
 import { createTenant } from '../src/tenants/create-tenant.js'
 import { partitionTenant } from '../src/tenants/partition-tenant.js'
 import { removeTenant } from '../src/tenants/remove-tenant.js'
@@ -126,6 +126,28 @@ describe('a deployed partitioned table', () => {
     const filtered = await plan(`SELECT * FROM events WHERE tenant_id = 'acme'`)
     expect(filtered).toContain('events_p_acme')
     expect(filtered).not.toMatch(/events_p_(globex|initech|default)/)
+  })
+
+  it("with tenancy({ tenantFilter: true }) every model query names the tenant, so PostgreSQL prunes when planning, and isolation holds", async () => {
+    const adapter = tenancyAdapter(project.appUrl)
+    const wire = recordWire(adapter.pool)
+    const filtered = new PrismaClient({ adapter }).$extends(tenancy({ tenantFilter: true }))
+    try {
+      const acme = filtered.forTenant('acme')
+      expect(await acme.event.count()).toBe(50)
+      expect(await acme.event.findMany({ where: { tenantId: 'globex' } })).toEqual([])
+      const created = await acme.event.create({ data: { id: 'filtered', title: 'x' } })
+      expect(created.tenantId).toBe('acme')
+      await acme.event.delete({ where: { tenantId_id: { tenantId: 'acme', id: 'filtered' } } })
+      const reads = wire.dataStatements().filter((statement) => statement.startsWith('SELECT'))
+      expect(reads.length).toBeGreaterThan(0)
+      expect(reads.every((statement) => /"tenant_id" = \$\d/.test(statement))).toBe(true)
+      // The same filter with the id as a literal, which is what the planner sees for a parameter it is given: only the tenant's partition is planned.
+      const plan = await acme.$queryRawUnsafe<{ 'QUERY PLAN': string }[]>(`EXPLAIN (COSTS OFF) SELECT count(*) FROM events WHERE tenant_id = $1`, 'acme')
+      expect(plan.map((row) => row['QUERY PLAN']).join('\n')).not.toMatch(/events_p_(globex|initech|default)|Subplans Removed/)
+    } finally {
+      await filtered.$disconnect()
+    }
   })
 
   it("tenant remove drops the tenant's partition, deletes its other rows, and leaves every other tenant's rows as they were", async () => {
