@@ -197,6 +197,31 @@ describe('a deployed partitioned table', () => {
       expect(await prisma.forTenant('umbrella').event.count()).toBe(40)
     })
 
+    it('tenant partition as an admin that is BYPASSRLS but no superuser sets the referencing foreign keys aside and validates them again', async () => {
+      const moving = await deployPartitionedProject(db, 'owner')
+      const owner = `parts_owner_${db.name.slice(-8)}`
+      await withClient(moving.url, async (client) => {
+        await client.query(`CREATE ROLE ${owner} LOGIN BYPASSRLS`)
+        for (const name of ['"Tenant"', 'events', 'events_p_default', 'notes', 'events_seq_seq']) await client.query(`ALTER TABLE ${name} OWNER TO ${owner}`)
+        await client.query(`GRANT CREATE ON SCHEMA public TO ${owner}`)
+        await client.query(`INSERT INTO "Tenant" (id, name) VALUES ('umbrella', 'Umbrella')`)
+      })
+      try {
+        await seed(moving.url, 'umbrella', 30)
+        const before = await checksums(moving.url, 'umbrella')
+        const ownerUrl = new URL(moving.url)
+        ownerUrl.username = owner
+        const result = await partitionTenant('umbrella', { ...moving.lifecycle, databaseUrl: ownerUrl.toString() })
+        expect(result.tables).toMatchObject([{ action: 'moved', moved: 30 }])
+        expect(await checksums(moving.url, 'umbrella')).toEqual(before)
+        const valid = await withClient(moving.url, async (client) => (await client.query(`SELECT convalidated AS valid FROM pg_constraint WHERE conname = 'notes_tenant_id_event_id_fkey' AND conrelid = 'notes'::regclass`)).rows)
+        expect(valid).toEqual([{ valid: true }])
+      } finally {
+        await withClient(moving.url, (client) => client.query(`DROP OWNED BY ${owner}`))
+        await withClient(db.adminUrl, (client) => client.query(`DROP ROLE IF EXISTS ${owner}`)).catch(() => undefined)
+      }
+    })
+
     it('the CLI runs tenant partition with --json, and refuses an unknown tenant (exit 2) changing nothing', async () => {
       const moved = await runCliCaptured(['tenant', 'partition', 'umbrella', '--json', '--database-url', project.url, '--schema', project.schema])
       expect(moved.code).toBe(0)
