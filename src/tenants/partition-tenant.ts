@@ -74,6 +74,8 @@ async function moveOutOfDefault(database: LifecycleDatabase, table: LifecycleTab
   // keys before the commit. Another admin role sets them aside, which touches every partition (~0.3 ms each).
   const superuser = (await client.query<{ yes: boolean }>('SELECT rolsuper AS yes FROM pg_roles WHERE rolname = current_user')).rows[0]?.yes === true
   const referencing = superuser ? [] : await foreignKeys(database, table, 'confrelid')
+  // Planning a query on the parent loads every partition's catalog entries into this (new) backend now, not under the lock.
+  await client.query(`EXPLAIN SELECT * FROM ${table.sql}`)
   const started = performance.now()
   const moved = await inTransaction(client, async () => {
     const referencingTables = [...new Set(referencing.map((key) => key.table))].filter((name) => name !== table.sql)
