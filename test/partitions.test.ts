@@ -5,6 +5,7 @@ import { PrismaClient } from './fixtures/partitioned/prisma/generated/client.js'
 import { withClient } from '../src/database/admin.js'
 import { isTenancyError } from '../src/errors.js'
 import { generatePolicies, tenancy, tenancyAdapter } from '../src/index.js'
+import { migrateDeploy } from '../src/migrate/migrate.js'
 import { recordWire, useTestDatabase } from '../src/testing/index.js'
 import { createTenant } from '../src/tenants/create-tenant.js'
 import { partitionTenant } from '../src/tenants/partition-tenant.js'
@@ -94,6 +95,17 @@ describe('a deployed partitioned table', () => {
     const failed = report.results.filter((result) => result.check === 'partition-unprotected' && result.status === 'fail')
     expect(failed.map((result) => result.table)).toEqual(['public.events'])
     expect(failed[0]?.message).toContain('public.events_p_acme, public.events_p_globex')
+  })
+
+  it('a later generate that changes the policies (another setting) rewrites them on every tenant partition too', async () => {
+    const changed = await deployPartitionedProject(db, 'resetting')
+    await createTenant('acme', { ...changed.lifecycle, data: { name: 'acme' } })
+    const result = await generatePolicies({ schema: changed.schema, migrations: changed.migrations, setting: 'app.other_tenant', appRole: db.appRole.name, now: new Date('2026-12-02T13:00:00Z') })
+    expect(result.created).not.toBeNull()
+    await migrateDeploy({ cwd: changed.dir, schema: changed.schema, migrations: changed.migrations, databaseUrl: changed.url })
+    const policies = await withClient(changed.url, async (client) => (await client.query<{ table: string; qual: string }>(`SELECT tablename AS table, qual FROM pg_policies WHERE tablename LIKE 'events%' ORDER BY 1, policyname`)).rows)
+    expect(policies.map((policy) => policy.table)).toEqual(['events', 'events', 'events_p_acme', 'events_p_acme', 'events_p_default', 'events_p_default'])
+    expect(policies.every((policy) => policy.qual.includes('app.other_tenant'))).toBe(true)
   })
 
   it('isolates tenants through the extension: each sees and writes only its own rows', async () => {

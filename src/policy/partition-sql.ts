@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto'
-import { quoteIdent } from '../database/sql-identifiers.js'
+import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import type { ForeignKey, MigrationKeys, TableIndex } from '../migrate/migration-keys.js'
 import type { TableName, TenantTable } from './classify-models.js'
 import { clipBytes, NAME_BYTES, quoteTable, serialSequenceName } from './policy-sql.js'
+import { semicolonFreeLiteral } from './signed-context.js'
 
 /** What turning a plain tenant table into one partitioned by tenant needs from the migrations that made it. */
 export interface PartitionConversion {
@@ -88,4 +89,36 @@ export function partitionConversionLines({ table, indexes, foreignKeys, referenc
     ),
     ...[...foreignKeys, ...referencing].map((key) => `ALTER TABLE ${key.table} ADD CONSTRAINT ${key.name} ${key.definition};`),
   ]
+}
+
+/**
+ * One statement (a DO block, semicolon-free for runners that split scripts)
+ * that gives every partition of `parent` (or only the table `partition`) row-level
+ * security, forced, and the parent's policies as the catalog has them now:
+ * a policy on the parent does not apply when a partition is queried directly.
+ * Copied, not generated again, so it holds in either mode (signed or not) and
+ * includes policies added since, such as the tenant roles' one.
+ */
+export function protectPartitionsStatement(parent: string, partition: string | null = null): string {
+  // A table named alone may not be attached yet (`tenant partition` protects it before it attaches it).
+  const targets = partition === null ? `SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = ${quoteLiteral(parent)}::regclass ORDER BY 1` : `SELECT ${quoteLiteral(partition)}::regclass`
+  const body = [
+    'DECLARE part regclass; pol record;',
+    'BEGIN',
+    `  FOR part IN ${targets} LOOP`,
+    "    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', part);",
+    "    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', part);",
+    '    FOR pol IN SELECT polname, polpermissive, polcmd, polroles, pg_get_expr(polqual, polrelid) AS qual, pg_get_expr(polwithcheck, polrelid) AS chk',
+    `               FROM pg_policy WHERE polrelid = ${quoteLiteral(parent)}::regclass ORDER BY polname LOOP`,
+    "      EXECUTE format('DROP POLICY IF EXISTS %I ON %s', pol.polname, part);",
+    "      EXECUTE format('CREATE POLICY %I ON %s AS %s FOR %s TO %s', pol.polname, part,",
+    "        CASE WHEN pol.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,",
+    "        CASE pol.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,",
+    "        (SELECT string_agg(CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END, ', ') FROM unnest(pol.polroles) AS r))",
+    "        || COALESCE(' USING (' || pol.qual || ')', '') || COALESCE(' WITH CHECK (' || pol.chk || ')', '');",
+    '    END LOOP;',
+    '  END LOOP;',
+    'END',
+  ].join('\n')
+  return `DO ${semicolonFreeLiteral(body)}`
 }

@@ -1,7 +1,7 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import type { RegistryTable, TableName, TenantColumnType, TenantTable } from './classify-models.js'
-import { DEFAULT_PARTITION, partitionConversionLines, partitionName, type PartitionConversion } from './partition-sql.js'
+import { partitionConversionLines, protectPartitionsStatement, type PartitionConversion } from './partition-sql.js'
 import { semicolonFreeLiteral, signedContextStatements, signedTenantExpression } from './signed-context.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
@@ -117,9 +117,10 @@ function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
   ]
   if (table.partitioned) {
     lines.push(
-      '-- A policy on the partitioned table does not apply when a partition is queried directly: the DEFAULT partition',
-      '-- gets the same (`prisma-tenancy tenant create` gives each tenant partition them too). The app role is granted none.',
-      ...policyLines(quoteTable(partitionName(table, DEFAULT_PARTITION)), predicate),
+      '-- A policy on the partitioned table does not apply when a partition is queried directly: every partition (DEFAULT and',
+      "-- each tenant's, which `prisma-tenancy tenant create` makes the same way) gets row-level security, forced, and the",
+      '-- policies above, copied from the catalog. The app role is granted no partition.',
+      `${protectPartitionsStatement(name)};`,
     )
   }
   if (plan.appRole !== null) {

@@ -1,6 +1,6 @@
-import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
+import { quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import { partitionName } from '../policy/partition-sql.js'
+import { partitionName, protectPartitionsStatement } from '../policy/partition-sql.js'
 import { quoteTable } from '../policy/policy-sql.js'
 import { tenantMatch, type LifecycleDatabase, type LifecycleTable } from './tenant-database.js'
 
@@ -39,32 +39,9 @@ export async function hasTenantRows(database: LifecycleDatabase, table: Lifecycl
   return (rowCount ?? 0) > 0
 }
 
-const commands: Record<string, string> = { '*': 'ALL', r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE' }
-
-/**
- * Row-level security on and forced on a partition, with the policies of its
- * parent, copied from the catalog (so in whichever mode, signed or not, and
- * with whatever setting the migrations gave the parent): a policy on the
- * parent does not apply when a partition is queried directly.
- */
+/** Row-level security on and forced on a partition, with the policies of its parent (see protectPartitionsStatement). */
 export async function protectPartition(database: LifecycleDatabase, parent: LifecycleTable, partition: string): Promise<void> {
-  const { client } = database
-  await client.query(`ALTER TABLE ${partition} ENABLE ROW LEVEL SECURITY`)
-  await client.query(`ALTER TABLE ${partition} FORCE ROW LEVEL SECURITY`)
-  const { rows } = await client.query<{ name: string; permissive: boolean; command: string; roles: string[]; using: string | null; check: string | null }>(
-    `SELECT polname AS name, polpermissive AS permissive, polcmd::text AS command,
-            ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r)) END FROM unnest(polroles) r) AS roles,
-            pg_get_expr(polqual, polrelid) AS using, pg_get_expr(polwithcheck, polrelid) AS check
-       FROM pg_policy WHERE polrelid = $1::regclass ORDER BY polname`,
-    [parent.sql],
-  )
-  for (const policy of rows) {
-    await client.query(`DROP POLICY IF EXISTS ${quoteIdent(policy.name)} ON ${partition}`)
-    await client.query(
-      `CREATE POLICY ${quoteIdent(policy.name)} ON ${partition} AS ${policy.permissive ? 'PERMISSIVE' : 'RESTRICTIVE'} FOR ${commands[policy.command] ?? 'ALL'} TO ${policy.roles.join(', ')}` +
-        `${policy.using === null ? '' : ` USING (${policy.using})`}${policy.check === null ? '' : ` WITH CHECK (${policy.check})`}`,
-    )
-  }
+  await database.client.query(protectPartitionsStatement(parent.sql, partition))
 }
 
 export function rowsInDefault(table: LifecycleTable, tenant: string): TenancyError {

@@ -45,22 +45,25 @@ DROP POLICY IF EXISTS tenancy_access ON "events";
 CREATE POLICY tenancy_access ON "events" AS PERMISSIVE FOR ALL TO PUBLIC
   USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
   WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
--- A policy on the partitioned table does not apply when a partition is queried directly: the DEFAULT partition
--- gets the same (`prisma-tenancy tenant create` gives each tenant partition them too). The app role is granted none.
-ALTER TABLE "events_p_default" ENABLE ROW LEVEL SECURITY;
--- Also for the table owner, who would otherwise bypass every policy (apps often connect as the owner).
-ALTER TABLE "events_p_default" FORCE ROW LEVEL SECURITY;
--- Restrictive: ANDed with every other policy, so a permissive policy added later can never let another
--- tenant's rows through. USING filters reads, updates and deletes, and WITH CHECK refuses writing a row into another tenant.
-DROP POLICY IF EXISTS tenancy_isolation ON "events_p_default";
-CREATE POLICY tenancy_isolation ON "events_p_default" AS RESTRICTIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
-  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
--- Permissive: restrictive policies only narrow, and without one permissive policy no row would pass at all.
-DROP POLICY IF EXISTS tenancy_access ON "events_p_default";
-CREATE POLICY tenancy_access ON "events_p_default" AS PERMISSIVE FOR ALL TO PUBLIC
-  USING ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''))
-  WITH CHECK ("tenant_id" = NULLIF(current_setting('app.current_tenant', true), ''));
+-- A policy on the partitioned table does not apply when a partition is queried directly: every partition (DEFAULT and
+-- each tenant's, which `prisma-tenancy tenant create` makes the same way) gets row-level security, forced, and the
+-- policies above, copied from the catalog. The app role is granted no partition.
+DO E'DECLARE part regclass\073 pol record\073
+BEGIN
+  FOR part IN SELECT inhrelid::regclass FROM pg_inherits WHERE inhparent = ''"events"''::regclass ORDER BY 1 LOOP
+    EXECUTE format(''ALTER TABLE %s ENABLE ROW LEVEL SECURITY'', part)\073
+    EXECUTE format(''ALTER TABLE %s FORCE ROW LEVEL SECURITY'', part)\073
+    FOR pol IN SELECT polname, polpermissive, polcmd, polroles, pg_get_expr(polqual, polrelid) AS qual, pg_get_expr(polwithcheck, polrelid) AS chk
+               FROM pg_policy WHERE polrelid = ''"events"''::regclass ORDER BY polname LOOP
+      EXECUTE format(''DROP POLICY IF EXISTS %I ON %s'', pol.polname, part)\073
+      EXECUTE format(''CREATE POLICY %I ON %s AS %s FOR %s TO %s'', pol.polname, part,
+        CASE WHEN pol.polpermissive THEN ''PERMISSIVE'' ELSE ''RESTRICTIVE'' END,
+        CASE pol.polcmd WHEN ''r'' THEN ''SELECT'' WHEN ''a'' THEN ''INSERT'' WHEN ''w'' THEN ''UPDATE'' WHEN ''d'' THEN ''DELETE'' ELSE ''ALL'' END,
+        (SELECT string_agg(CASE WHEN r = 0 THEN ''PUBLIC'' ELSE quote_ident(pg_get_userbyid(r)) END, '', '') FROM unnest(pol.polroles) AS r))
+        || COALESCE('' USING ('' || pol.qual || '')'', '''') || COALESCE('' WITH CHECK ('' || pol.chk || '')'', '''')\073
+    END LOOP\073
+  END LOOP\073
+END';
 -- The application role reads and writes rows, which the policies filter.
 GRANT SELECT, INSERT, UPDATE, DELETE ON "events" TO "tenancy_app";
 -- Never TRUNCATE (not subject to row-level security: it would empty every tenant), REFERENCES or TRIGGER.
