@@ -24,6 +24,9 @@ export const tenancyErrorCodes = [
   'SCHEMA_NOT_FOUND',
   'SCHEMA_INVALID',
   'NO_TENANT_COLUMN',
+  // Tables partitioned by tenant (/// @tenancy.partitioned)
+  'PARTITION_KEY_INVALID',
+  'PARTITION_ROWS_IN_DEFAULT',
   // The signed tenant context
   'SIGNING_KEY_EXISTS',
   // Migrations

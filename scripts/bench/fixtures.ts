@@ -11,6 +11,19 @@ export const tenantOf = (tenants: readonly TenantFixture[], i: number): TenantFi
 export const taskOf = (t: TenantFixture, i: number): string => t.tasks[(Math.imul(i, 2654435761) >>> 0) % t.tasks.length]!
 export const projectOf = (t: TenantFixture, i: number): string => t.projects[(Math.imul(i, 40503) >>> 0) % t.projects.length]!
 
+/**
+ * The tenant's rows of `table` copied into a table of their own in `schema`
+ * (same columns and indexes, no policy), as schema-per-tenant stores them.
+ */
+export async function copyToOwnTable(url: string, schema: string, table: string, tenant: string): Promise<void> {
+  await withClient(url, async (client) => {
+    await client.query(`CREATE SCHEMA ${schema}`)
+    await client.query(`CREATE TABLE ${schema}.${table} (LIKE public.${table} INCLUDING ALL)`)
+    await client.query(`INSERT INTO ${schema}.${table} SELECT * FROM public.${table} WHERE tenant_id = $1 ORDER BY id`, [tenant])
+    await client.query(`VACUUM ANALYZE ${schema}.${table}`)
+  })
+}
+
 /** Deterministic uuid-shaped tenant ids: some peers accept only UUIDs, and every contender must see the same ids. */
 const tenantId = (n: string) => `md5('tenant-' || ${n})::uuid::text`
 

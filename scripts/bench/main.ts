@@ -8,7 +8,7 @@ import { describeMachine } from './machine.js'
 import { formatReport, type Report } from './report.js'
 import { fullSizes, quickSizes } from './sizes.js'
 
-const workloadNames = ['operations', 'rows', 'migration', 'verifier', 'citus', 'replica'] as const
+const workloadNames = ['operations', 'rows', 'migration', 'verifier', 'citus', 'replica', 'partitions'] as const
 type WorkloadName = (typeof workloadNames)[number]
 
 interface Options {
@@ -64,6 +64,7 @@ async function main(argv: string[]): Promise<void> {
         rows: { ...base.rows, rounds: options.rounds },
         migration: { ...base.migration, rounds: options.rounds },
         verifier: { ...base.verifier, rounds: options.rounds },
+        partitions: { ...base.partitions, rounds: options.rounds, removeRounds: options.rounds },
       }
   log(options.databaseUrl === undefined ? 'Starting an embedded PostgreSQL…' : 'Connecting to DATABASE_URL…')
   const server = await usePostgresServer({ databaseUrl: options.databaseUrl })
@@ -95,6 +96,7 @@ async function main(argv: string[]): Promise<void> {
         add(await runVerifierWorkload(server.adminUrl, roles, sizes.verifier, log, options.migrations))
       },
       citus: async () => add(await (await import('./workloads/citus.js')).runCitusWorkload(sizes.rows, log)),
+      partitions: async () => add(await (await import('./workloads/partitions.js')).runPartitionsWorkload(server.adminUrl, roles, sizes.partitions, log)),
       replica: async () => add(await (await import('./workloads/replica.js')).runReplicaWorkload(server.adminUrl, roles, sizes.operations, log, options.migrations)),
     }
     const add = (outcome: { results: Report['results']; unavailable: Report['unavailable'] }) => {

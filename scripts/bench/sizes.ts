@@ -2,12 +2,14 @@ import type { OperationsSize } from './workloads/operations.js'
 import type { RowsSize } from './workloads/rows.js'
 import type { MigrationSize } from './workloads/migration.js'
 import type { VerifierSize } from './workloads/verifier.js'
+import type { PartitionsSize } from './workloads/partitions.js'
 
 export interface Sizes {
   operations: OperationsSize
   rows: RowsSize
   migration: MigrationSize
   verifier: VerifierSize
+  partitions: PartitionsSize
 }
 
 /** The full run the README reports; takes tens of minutes on 2 cores. */
@@ -16,6 +18,7 @@ export const fullSizes: Sizes = {
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 5, schemaPerTenantMax: 10_000 },
   verifier: { tables: 500, rounds: 3 },
+  partitions: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200, removeRows: 10_000, removeRounds: 5 },
 }
 
 /** `--quick`: the same workloads, far fewer rows and rounds; a couple of minutes on 2 cores. */
@@ -24,4 +27,6 @@ export const quickSizes: Sizes = {
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },
+  // 100,000 rows over 100 tenants (not 1,000,000 over 1,000): seeding and 1,000 partitions take minutes on 2 cores.
+  partitions: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100, removeRows: 10_000, removeRounds: 2 },
 }

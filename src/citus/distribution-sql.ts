@@ -1,25 +1,15 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import { qualifiedName, tableName, type TableName, type TenantTable } from '../policy/classify-models.js'
+import { keysWithoutTenantFixes, qualifiedName, tableName, type TableName, type TenantTable } from '../policy/classify-models.js'
 import { quoteTable } from '../policy/policy-sql.js'
-import type { Datamodel, DmmfModel } from '../policy/prisma-schema.js'
-import { readMigrationsDirectory } from '../migrate/migrations-directory.js'
+import type { Datamodel } from '../policy/prisma-schema.js'
+import { readMigrationKeys, type ForeignKey } from '../migrate/migration-keys.js'
 
 /**
  * Citus forwards `SET LOCAL` of a custom setting to the workers only under
  * this setting (measured on Citus 13.2: `set_config(..., true)` never reaches them).
  */
 export const propagateSetting = 'citus.propagate_set_commands'
-
-/** The fix for one model whose primary or unique key lacks the tenant field (Citus requires the distribution column in each). */
-function keyFix(model: DmmfModel, kind: 'id' | 'unique', fields: string[], tenantField: string): string {
-  const key = `[${[tenantField, ...fields].join(', ')}]`
-  if (kind === 'id') {
-    const single = fields.length === 1 ? ` (drop @id from the field ${fields[0]})` : ''
-    return `In model ${model.name}, make the primary key @@id(${key})${single}.`
-  }
-  return `In model ${model.name}, replace the unique key on (${fields.join(', ')}) with @@unique(${key}).`
-}
 
 /**
  * Refuses a schema Citus cannot distribute: on a distributed table every
@@ -28,14 +18,9 @@ function keyFix(model: DmmfModel, kind: 'id' | 'unique', fields: string[], tenan
  */
 export function assertCitusKeys(datamodel: Datamodel, tenantTables: TenantTable[], tenantField: string): void {
   const tenantModels = new Set(tenantTables.map((table) => table.model))
-  const fixes: string[] = []
+  const fixes = keysWithoutTenantFixes(datamodel, tenantModels, tenantField)
   for (const model of datamodel.models) {
     if (!tenantModels.has(model.name)) continue
-    for (const index of datamodel.indexes) {
-      if (index.model !== model.name || (index.type !== 'id' && index.type !== 'unique')) continue
-      const fields = index.fields.map((field) => field.name)
-      if (!fields.includes(tenantField)) fixes.push(keyFix(model, index.type, fields, tenantField))
-    }
     for (const field of model.fields) {
       // Prisma's default onUpdate is Cascade, which Citus refuses on a foreign key that includes the distribution column.
       const onUpdate = (field as { relationOnUpdate?: string }).relationOnUpdate ?? 'Cascade'
@@ -92,34 +77,13 @@ function dependencyOrder(datamodel: Datamodel, tables: TableName[]): TableName[]
 const notYet = (table: TableName, type: 'reference' | 'distributed') =>
   `WHERE NOT EXISTS (SELECT 1 FROM citus_tables WHERE table_name = ${quoteLiteral(quoteTable(table))}::regclass AND citus_table_type = '${type}')`
 
-export interface ForeignKey {
-  /** The quoted table, as Prisma's migration SQL writes it. */
-  table: string
-  /** The quoted constraint name. */
-  name: string
-  /** `FOREIGN KEY (...) REFERENCES ...` as the migration wrote it. */
-  definition: string
-}
-
-const quoted = '"(?:[^"]|"")+"'
-const addForeignKey = new RegExp(`^ALTER TABLE (${quoted}(?:\\.${quoted})?) ADD CONSTRAINT (${quoted}) (FOREIGN KEY [^;]*);$`, 'gm')
-const dropConstraint = new RegExp(`^ALTER TABLE (${quoted}(?:\\.${quoted})?) DROP CONSTRAINT (${quoted})`, 'gm')
-
 /**
- * The foreign keys the migrations give these tables, as Prisma's migration SQL
- * writes them (one ALTER TABLE ... ADD CONSTRAINT per line), minus those a
- * later migration drops.
+ * The foreign keys the migrations give these tables (their own, not those
+ * pointing at them), as Prisma's migration SQL writes them.
  */
 export async function foreignKeysOf(migrationsDir: string, tables: TableName[]): Promise<ForeignKey[]> {
   const names = new Set(tables.map(quoteTable))
-  const keys = new Map<string, ForeignKey>()
-  for (const directory of (await readMigrationsDirectory(migrationsDir)).migrationDirectories) {
-    if (directory.migrationFile.content.tag !== 'ok') continue
-    const script = directory.migrationFile.content.value
-    for (const [, table = '', name = '', definition = ''] of script.matchAll(addForeignKey)) if (names.has(table)) keys.set(`${table} ${name}`, { table, name, definition })
-    for (const [, table = '', name = ''] of script.matchAll(dropConstraint)) keys.delete(`${table} ${name}`)
-  }
-  return [...keys.values()]
+  return (await readMigrationKeys(migrationsDir)).foreignKeys.filter((key) => names.has(key.table))
 }
 
 export interface CitusDistributionPlan {

@@ -106,7 +106,7 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     })
 
   // The tenant lifecycle: every subcommand connects with the admin URL and reads the schema for the registry and tenant tables.
-  const tenant = program.command('tenant').description('tenant lifecycle: create, list, remove, export, import, rotate credentials (as an admin role)')
+  const tenant = program.command('tenant').description('tenant lifecycle: create, list, remove, partition, export, import, rotate credentials (as an admin role)')
   const lifecycle = (command: Command) => jsonOption(tenantOptions(databaseOption(schemaOptions(command))))
   lifecycle(tenant.command('create <id>').description('register a tenant (idempotent; a rerun repairs what is missing)'))
     .option('--data <json>', "the registry row's other fields, as a JSON object")
@@ -126,6 +126,9 @@ export function buildProgram(io: CliIo, select: (action: Action) => void): Comma
     .action((id: string, options) => {
       select(async (cliIo) => (await import('./commands/tenant.js')).tenantRemoveCommand(id, options, cliIo))
     })
+  lifecycle(tenant.command('partition <id>').description("move a tenant's rows out of the DEFAULT partition into partitions of its own (tables marked @tenancy.partitioned), keeping every row")).action((id: string, options) => {
+    select(async (cliIo) => (await import('./commands/tenant.js')).tenantPartitionCommand(id, options, cliIo))
+  })
   lifecycle(tenant.command('export <id>').description("stream a tenant's rows as JSON Lines"))
     .option('--out <file>', 'write to this file (default: stdout)')
     .action((id: string, options) => {

@@ -25,6 +25,15 @@ export interface TenancyOptions {
    * --tenant-field`. Default `tenantId`. Citus mode adds it to each model query for routing.
    */
   tenantField?: string
+  /**
+   * Add `<tenantField>: <tenant>` to the where of every model query (and to
+   * created rows), as Citus mode does. For tables partitioned by tenant
+   * (`/// @tenancy.partitioned`): PostgreSQL then prunes to the tenant's
+   * partition when it plans the query, instead of planning every partition
+   * and pruning on the policy's setting when the query starts. Row-level
+   * security stays the guarantee. Default false.
+   */
+  tenantFilter?: boolean
 }
 
 const rawModes = z.enum(['allow', 'no-explain', 'refuse']).default('allow')
@@ -85,7 +94,7 @@ export function tenancy(options: TenancyOptions = {}) {
     }
     adapter.useSetting(setting)
     adapter.useRawMode(raw.data)
-    scopeRequests(client, resolveTenant, citusRequestRouting(client, adapter, tenantField))
+    scopeRequests(client, resolveTenant, options.tenantFilter === true ? tenantFiltering(client, tenantField) : citusRequestRouting(client, adapter, tenantField))
 
     return skipInertExtensionHooks(client.$extends({
       name: 'prisma-tenancy',
@@ -114,6 +123,12 @@ export function tenancy(options: TenancyOptions = {}) {
       },
     }))
   })
+}
+
+/** The routing filter of Citus mode on every request, whatever the server (tenancy({ tenantFilter: true })). */
+function tenantFiltering(client: unknown, tenantField: string): RequestRouting {
+  const route = citusRouting(client, tenantField)
+  return { known: () => true, detect: () => Promise.resolve(true), route }
 }
 
 /**

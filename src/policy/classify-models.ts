@@ -5,6 +5,8 @@ import type { Datamodel, DmmfField, DmmfModel } from './prisma-schema.js'
 export const SHARED_MARKER = '@tenancy.shared'
 /** The doc comment that names the tenant registry when it is not the model `Tenant`: `/// @tenancy.registry`. */
 export const REGISTRY_MARKER = '@tenancy.registry'
+/** The doc comment that stores a tenant model's rows LIST-partitioned by tenant: `/// @tenancy.partitioned`. */
+export const PARTITIONED_MARKER = '@tenancy.partitioned'
 
 export type TenantColumnType = 'text' | 'uuid' | 'integer' | 'bigint'
 
@@ -33,6 +35,8 @@ export interface TenantTable extends TableName {
   columnType: TenantColumnType
   /** Columns filled from a sequence (@default(autoincrement())): the app role needs USAGE on their sequences. */
   sequenceColumns: string[]
+  /** Marked PARTITIONED_MARKER: the table is LIST-partitioned on the tenant column, a partition per tenant. */
+  partitioned: boolean
 }
 
 /** The tenant registry: one row per tenant, whose id is the tenant id. A shared table that a tenant reads its own row of only. */
@@ -94,8 +98,39 @@ function columnName(field: DmmfField): string {
   return field.dbName ?? field.name
 }
 
-function isMarkedShared(model: DmmfModel): boolean {
-  return (model.documentation ?? '').split(/\s+/).includes(SHARED_MARKER)
+function hasMarker(model: DmmfModel, marker: string): boolean {
+  return (model.documentation ?? '').split(/\s+/).includes(marker)
+}
+
+/**
+ * The schema change for each primary or unique key of these models that lacks
+ * the tenant field: Citus (distribution column) and LIST partitioning
+ * (partition key) both need the tenant column in every such key.
+ */
+export function keysWithoutTenantFixes(datamodel: Datamodel, models: ReadonlySet<string>, tenantField: string): string[] {
+  const fixes: string[] = []
+  for (const index of datamodel.indexes) {
+    if (!models.has(index.model) || (index.type !== 'id' && index.type !== 'unique')) continue
+    const fields = index.fields.map((field) => field.name)
+    if (fields.includes(tenantField)) continue
+    const key = `[${[tenantField, ...fields].join(', ')}]`
+    if (index.type === 'id') {
+      const single = fields.length === 1 ? ` (drop @id from the field ${fields[0]})` : ''
+      fixes.push(`In model ${index.model}, make the primary key @@id(${key})${single}.`)
+    } else fixes.push(`In model ${index.model}, replace the unique key on (${fields.join(', ')}) with @@unique(${key}).`)
+  }
+  return fixes
+}
+
+/** Refuses a model marked partitioned whose keys PostgreSQL cannot put on a table partitioned by the tenant column. */
+function assertPartitionKeys(datamodel: Datamodel, models: ReadonlySet<string>, tenantField: string): void {
+  const fixes = keysWithoutTenantFixes(datamodel, models, tenantField)
+  if (fixes.length === 0) return
+  throw new TenancyError(
+    'PARTITION_KEY_INVALID',
+    `A table partitioned by tenant can only have primary and unique keys that include the tenant column (PostgreSQL refuses others on a partitioned table). Change the schema, run \`prisma-tenancy migrate dev --name partition-keys\`, then \`prisma-tenancy generate\` again:\n${fixes.map((fix) => `  ${fix}`).join('\n')}`,
+    { details: { fixes } },
+  )
 }
 
 /**
@@ -104,7 +139,7 @@ function isMarkedShared(model: DmmfModel): boolean {
  * single-field id, which is the tenant id.
  */
 function findRegistry(datamodel: Datamodel, tenantModels: Set<string>): RegistryTable | null {
-  const marked = datamodel.models.filter((model) => (model.documentation ?? '').split(/\s+/).includes(REGISTRY_MARKER))
+  const marked = datamodel.models.filter((model) => hasMarker(model, REGISTRY_MARKER))
   if (marked.length > 1) {
     throw new TenancyError('SCHEMA_INVALID', `Several models are marked ${REGISTRY_MARKER} (${marked.map((model) => model.name).join(', ')}); there is one tenant registry. Keep the marker on one model.`)
   }
@@ -178,7 +213,10 @@ export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): 
   for (const model of datamodel.models) {
     const name = tableName(model)
     const field = model.fields.find((candidate) => candidate.name === tenantField && candidate.kind !== 'object')
-    const marked = isMarkedShared(model)
+    const marked = hasMarker(model, SHARED_MARKER)
+    if (hasMarker(model, PARTITIONED_MARKER) && (field === undefined || marked)) {
+      throw new TenancyError('SCHEMA_INVALID', `${model.name} is marked ${PARTITIONED_MARKER}, but ${field === undefined ? `has no tenant field ${tenantField}` : `is also marked ${SHARED_MARKER}`}: only a tenant table is partitioned by tenant. Remove the marker, or give the model the tenant field.`)
+    }
     if (field === undefined || marked) {
       models.push({ model: model.name, ...name, class: 'shared', reason: marked ? `marked ${SHARED_MARKER}` : `no ${tenantField} field` })
       sharedTables.push({ model: model.name, ...name, marked })
@@ -196,6 +234,7 @@ export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): 
       sequenceColumns: model.fields
         .filter((candidate) => (candidate.default as { name?: string } | undefined)?.name === 'autoincrement')
         .map(columnName),
+      partitioned: hasMarker(model, PARTITIONED_MARKER),
     })
     if (!hasTenantDefault(field, setting)) {
       findings.push({
@@ -242,6 +281,8 @@ export function classifyModels(datamodel: Datamodel, options: ClassifyOptions): 
       })
     }
   }
+
+  assertPartitionKeys(datamodel, new Set(tenantTables.filter((table) => table.partitioned).map((table) => table.model)), tenantField)
 
   // Code-point order, not locale order: the generated SQL must be the same on every machine.
   const order = (a: TableName, b: TableName) => (qualifiedName(a) < qualifiedName(b) ? -1 : qualifiedName(a) > qualifiedName(b) ? 1 : 0)

@@ -4,9 +4,11 @@ import { parseTenancyNames } from '../context/tenant-setting.js'
 import { TenancyError } from '../errors.js'
 import { parseMigrationName } from '../migrate/migrate.js'
 import { migrationFolderName, writeMigration } from '../migrate/migrations-directory.js'
-import { classifyModels, noTenantColumnError, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
+import { classifyModels, noTenantColumnError, PARTITIONED_MARKER, qualifiedName, SHARED_MARKER, type Finding, type ModelClassification, type TableName, type TenantTable } from './classify-models.js'
 import { readPolicyHistory, tableKey } from './policy-history.js'
 import { assertCitusKeys, foreignKeysOf, renderCitusDistribution, withDistribution } from '../citus/distribution-sql.js'
+import { readMigrationKeys } from '../migrate/migration-keys.js'
+import { partitionConversions } from './partition-sql.js'
 import { ACCESS_POLICY, ISOLATION_POLICY, quoteTable, renderPolicyMigration, type PolicyPlan } from './policy-sql.js'
 import { SIGNED_TENANT_FUNCTION } from './signed-context.js'
 import { parseDatamodel } from './prisma-schema.js'
@@ -139,7 +141,14 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
       record.type === table.columnType ? null : `type ${record.type} → ${table.columnType}`,
       record.setting === setting ? null : `setting ${record.setting} → ${setting}`,
       (record.signed ?? false) === signed ? null : signedChange(signed),
+      (record.partitioned ?? false) === table.partitioned ? null : 'partitioned by tenant',
     ].filter((change) => change !== null)
+    if (record.partitioned === true && !table.partitioned) {
+      throw new TenancyError(
+        'SCHEMA_INVALID',
+        `${table.model} is no longer marked ${PARTITIONED_MARKER}, but ${qualifiedName(table)} was partitioned by tenant in ${recorded?.migration}. Turning it back into a plain table is not generated: put the marker back, or write that migration by hand.`,
+      )
+    }
     if (record.column !== table.column) {
       findings.push({
         code: 'TENANT_COLUMN_CHANGED',
@@ -198,6 +207,12 @@ async function planPolicies(options: GeneratePoliciesOptions): Promise<Planned> 
       plan.registry = registry
     }
   }
+  const wasPartitioned = (table: TenantTable) => {
+    const record = history.tables.get(tableKey(table))?.record
+    return record?.kind === 'tenant' && record.partitioned === true
+  }
+  const converting = plan.tenantTables.filter((table) => table.partitioned && !wasPartitioned(table))
+  if (converting.length > 0) plan.conversions = partitionConversions(await readMigrationKeys(project.migrationsDir), converting)
   const distribution =
     options.citus === true && appRole !== undefined
       ? renderCitusDistribution({

@@ -13,7 +13,7 @@ const tenantColumnRecord = {
 }
 
 const recordSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('tenant'), ...tenantColumnRecord, signed: z.boolean().optional() }),
+  z.object({ kind: z.literal('tenant'), ...tenantColumnRecord, signed: z.boolean().optional(), partitioned: z.boolean().optional() }),
   z.object({ kind: z.literal('database'), revokedTemporary: z.array(z.string()), signed: z.boolean() }),
   z.object({ kind: z.literal('shared'), schema: z.string().nullable(), table: z.string(), grants: z.array(z.string()) }),
   z.object({ kind: z.literal('registry'), ...tenantColumnRecord, signed: z.boolean().optional() }),

@@ -1,6 +1,7 @@
 import { quoteIdent, quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import type { RegistryTable, TableName, TenantColumnType, TenantTable } from './classify-models.js'
+import { partitionConversionLines, protectPartitionsStatement, type PartitionConversion } from './partition-sql.js'
 import { semicolonFreeLiteral, signedContextStatements, signedTenantExpression } from './signed-context.js'
 
 /** Names of the two policies on every tenant table (policy names are per table). */
@@ -13,7 +14,7 @@ export const REGISTRY_POLICY = 'tenancy_registry_read'
 export const RECORD_PREFIX = '-- prisma-tenancy:table '
 
 export type PolicyRecord =
-  | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
+  | { kind: 'tenant'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean; partitioned?: boolean }
   | { kind: 'shared'; schema: string | null; table: string; grants: string[] }
   | DatabaseRecord
   | { kind: 'registry'; schema: string | null; table: string; column: string; type: TenantColumnType; setting: string; grants: string[]; signed?: boolean }
@@ -42,6 +43,8 @@ export interface PolicyPlan {
   createSignedContext?: boolean | undefined
   /** The tenant registry, when its protection is not in the migrations yet. */
   registry: RegistryTable | null
+  /** Tenant tables (of tenantTables) made partitioned by tenant by this migration. */
+  conversions?: PartitionConversion[] | undefined
 }
 
 export function quoteTable({ schema, table }: TableName): string {
@@ -72,8 +75,9 @@ function recordFor(table: TenantTable, setting: string, appRole: string | null, 
     type: table.columnType,
     setting,
     grants: appRole === null ? [] : [appRole],
-    // Only when set, so records of unsigned policies read as before.
+    // Only when set, so records of unsigned (and unpartitioned) policies read as before.
     ...(signed ? { signed } : {}),
+    ...(table.partitioned ? { partitioned: true } : {}),
   }
 }
 
@@ -81,12 +85,9 @@ function sharedRecordFor(table: TableName, appRole: string): PolicyRecord {
   return { kind: 'shared', schema: table.schema, table: table.table, grants: [appRole] }
 }
 
-function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
-  const name = quoteTable(table)
-  const predicate = tenantPredicate(table.column, table.columnType, plan.setting, plan.signed === true)
-  const lines = [
-    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}): rows belong to the tenant in ${table.column}.`,
-    '-- Row-level security on: from now on a row is visible or writable only through a policy.',
+/** Row-level security on, forced, and the two tenant policies, on one table (or partition). */
+function policyLines(name: string, predicate: string): string[] {
+  return [
     `ALTER TABLE ${name} ENABLE ROW LEVEL SECURITY;`,
     '-- Also for the table owner, who would otherwise bypass every policy (apps often connect as the owner).',
     `ALTER TABLE ${name} FORCE ROW LEVEL SECURITY;`,
@@ -102,6 +103,26 @@ function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
     `  USING (${predicate})`,
     `  WITH CHECK (${predicate});`,
   ]
+}
+
+function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
+  const name = quoteTable(table)
+  const predicate = tenantPredicate(table.column, table.columnType, plan.setting, plan.signed === true)
+  const conversion = plan.conversions?.find((candidate) => candidate.table.model === table.model)
+  const lines = [
+    ...(conversion === undefined ? [] : partitionConversionLines(conversion)),
+    `-- ${table.schema === null ? table.table : `${table.schema}.${table.table}`} (model ${table.model}): rows belong to the tenant in ${table.column}.`,
+    '-- Row-level security on: from now on a row is visible or writable only through a policy.',
+    ...policyLines(name, predicate),
+  ]
+  if (table.partitioned) {
+    lines.push(
+      '-- A policy on the partitioned table does not apply when a partition is queried directly: every partition (DEFAULT and',
+      "-- each tenant's, which `prisma-tenancy tenant create` makes the same way) gets row-level security, forced, and the",
+      '-- policies above, copied from the catalog. The app role is granted no partition.',
+      `${protectPartitionsStatement(name)};`,
+    )
+  }
   if (plan.appRole !== null) {
     const role = quoteIdent(plan.appRole)
     lines.push(
@@ -120,9 +141,10 @@ function tenantBlock(table: TenantTable, plan: PolicyPlan): string[] {
   return lines
 }
 
-const NAME_BYTES = 63
+/** PostgreSQL's limit on a name (NAMEDATALEN - 1). */
+export const NAME_BYTES = 63
 
-function clipBytes(text: string, bytes: number): string {
+export function clipBytes(text: string, bytes: number): string {
   let clipped = ''
   for (const character of text) {
     if (Buffer.byteLength(clipped + character) > bytes) break

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { inTransaction, registryHas, tenantMatch, withLifecycleDatabase, type LifecycleDatabase, type TenantLifecycleOptions } from './tenant-database.js'
+import { createTenantPartitions } from './tenant-partitions.js'
 import { ensureTenantRole, installTenantRoles, lockTenantRoles, mappedRole, newPassword, roleExists, TENANT_ROLE_TABLE, tenantConnectionString, tenantRoleName } from './tenant-roles.js'
 
 export interface CreateTenantOptions extends TenantLifecycleOptions {
@@ -43,8 +44,9 @@ function sameValue(column: string, type: string, parameter: string): string {
 }
 
 /**
- * Registers a tenant: validates the id, inserts the registry row and, with
- * `credentials`, creates its own login role. Idempotent: a rerun creates what
+ * Registers a tenant: validates the id, inserts the registry row, creates its
+ * partition of every table partitioned by tenant and, with `credentials`,
+ * creates its own login role. Idempotent: a rerun creates what
  * is missing (a row without a role, a role without a row) and says what it did;
  * a rerun with different data is refused and changes nothing. Everything runs
  * in one transaction.
@@ -82,6 +84,7 @@ export async function createTenant(id: string, options: CreateTenantOptions = {}
         })
         actions.push(`registered ${tenant} in ${registry.name}`)
       }
+      actions.push(...(await createTenantPartitions(database, tenant)))
       if (options.credentials !== true) return { tenant, actions }
 
       const group = await installTenantRoles(database, options.appRole!)

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { quoteIdent } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { inTransaction, registryHas, tenantMatch, unknownTenant, withLifecycleDatabase, type LifecycleDatabase, type TenantLifecycleOptions } from './tenant-database.js'
+import { dropTenantPartition } from './tenant-partitions.js'
 import { endSessions, hasTenantRoles, LIFECYCLE_SCHEMA, mappedRole, roleExists, TENANT_ROLE_TABLE, tenantRoleName } from './tenant-roles.js'
 
 /** The channel `tenant remove` notifies, with the tenant id as payload, when a tenant is gone (caches listen on it). */
@@ -24,8 +25,8 @@ export interface RemoveTenantResult {
   tenant: string
   /** True when this run continued an interrupted one. */
   resumed: boolean
-  /** Rows deleted per tenant table, children first, over every run of this removal. */
-  tables: { table: string; deleted: number }[]
+  /** Rows deleted per tenant table, children first, over every run of this removal; `droppedPartition` when they went with the tenant's partition (dropped by this run). */
+  tables: { table: string; deleted: number; droppedPartition?: string }[]
   /** Rows of the tenant counted after the last delete: 0 in every table. */
   remaining: Record<string, number>
   /** The tenant's login role, dropped, or null when it had none. */
@@ -44,7 +45,8 @@ async function remainingRows(database: LifecycleDatabase, tenant: string): Promi
 }
 
 /**
- * Deletes a tenant: every row in every tenant table, children before parents,
+ * Deletes a tenant: every row in every tenant table, children before parents
+ * (a table partitioned by tenant: its partition, detached and dropped whole),
  * in batches of short transactions whose progress is kept in the database (an
  * interrupted run resumes), then, in one last transaction that first proves no
  * row of the tenant is left, its registry row and its login role, and notifies
@@ -68,9 +70,21 @@ export async function removeTenant(id: string, options: RemoveTenantOptions = {}
     const childrenFirst = [...database.tables].reverse()
     await client.query(`INSERT INTO ${REMOVAL_TABLE} (tenant_id, table_name) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, [tenant, childrenFirst.map((table) => table.name)])
 
+    const dropped = new Map<string, string>()
     for (const table of childrenFirst) {
       if (started.get(table.name)?.done === true) continue
       let total = started.get(table.name)?.deleted ?? 0
+      // The tenant's own partition goes whole, in one short transaction, instead of row by row.
+      const partition = await inTransaction(client, async () => {
+        const gone = await dropTenantPartition(database, table, tenant)
+        if (gone !== null) await client.query(`UPDATE ${REMOVAL_TABLE} SET deleted = deleted + $3, done = true WHERE tenant_id = $1 AND table_name = $2`, [tenant, table.name, gone.rows])
+        return gone
+      })
+      if (partition !== null) {
+        dropped.set(table.name, partition.partition)
+        options.onProgress?.({ table: table.name, deleted: total + partition.rows })
+        continue
+      }
       for (;;) {
         if (options.signal?.aborted === true) {
           throw new TenancyError('REMOVE_INTERRUPTED', `Removing tenant ${JSON.stringify(tenant)} was interrupted; ${total} row(s) of ${table.name} are deleted so far. Run \`prisma-tenancy tenant remove ${tenant} --yes\` again to resume.`, { details: { tenant, table: table.name } })
@@ -112,7 +126,10 @@ export async function removeTenant(id: string, options: RemoveTenantOptions = {}
       return {
         tenant,
         resumed,
-        tables: childrenFirst.map((table) => ({ table: table.name, deleted: counts.get(table.name)?.deleted ?? 0 })),
+        tables: childrenFirst.map((table) => {
+          const partition = dropped.get(table.name)
+          return { table: table.name, deleted: counts.get(table.name)?.deleted ?? 0, ...(partition === undefined ? {} : { droppedPartition: partition }) }
+        }),
         remaining,
         droppedRole: role,
       }

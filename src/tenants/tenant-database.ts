@@ -37,6 +37,10 @@ export interface LifecycleTable {
   column: string
   columnType: TenantColumnType
   columns: ColumnInfo[]
+  /** Schema and table name, unquoted. */
+  tableName: TableName
+  /** LIST-partitioned by tenant in the database (a tenant can have a partition of its own). */
+  partitioned: boolean
 }
 
 export interface LifecycleDatabase {
@@ -67,8 +71,8 @@ function insertOrder<T extends { oid: number; name: string }>(tables: T[], edges
 
 async function describeTables(client: pg.Client, tables: (TableName & { model: string; column: string; columnType: TenantColumnType })[]): Promise<{ tables: (LifecycleTable & { oid: number })[]; edges: { child: number; parent: number }[] }> {
   const sqlNames = tables.map((table) => quoteTable(table))
-  const { rows } = await client.query<{ shown: string | null; oid: number | null; columns: ColumnInfo[] | null }>(
-    `SELECT c.relnamespace::regnamespace::text || '.' || c.relname AS shown, c.oid::int AS oid,
+  const { rows } = await client.query<{ shown: string | null; oid: number | null; partitioned: boolean | null; columns: ColumnInfo[] | null }>(
+    `SELECT c.relnamespace::regnamespace::text || '.' || c.relname AS shown, c.oid::int AS oid, c.relkind = 'p' AS partitioned,
             (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') AS columns
        FROM unnest($1::text[]) WITH ORDINALITY AS t(name, position) LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
@@ -80,7 +84,17 @@ async function describeTables(client: pg.Client, tables: (TableName & { model: s
     if (row?.oid === null || row?.oid === undefined || row.columns === null || row.shown === null) {
       throw new TenancyError('SCHEMA_INVALID', `The schema declares ${qualifiedName(table)}, but the database has no such table. Apply the migrations (prisma-tenancy migrate deploy) or fix --schema / --database-url.`)
     }
-    return { model: table.model, name: row.shown, sql: sqlNames[index]!, column: table.column, columnType: table.columnType, columns: row.columns, oid: row.oid }
+    return {
+      model: table.model,
+      name: row.shown,
+      sql: sqlNames[index]!,
+      column: table.column,
+      columnType: table.columnType,
+      columns: row.columns,
+      tableName: { schema: table.schema, table: table.table },
+      partitioned: row.partitioned === true,
+      oid: row.oid,
+    }
   })
   const edges = await client.query<{ child: number; parent: number }>(
     `SELECT conrelid::int AS child, confrelid::int AS parent FROM pg_constraint WHERE contype = 'f' AND conrelid = ANY($1::oid[]) AND confrelid = ANY($1::oid[])`,

@@ -139,14 +139,18 @@ export function runStaticChecks(catalog: Catalog, tenantTables: TableRef[], shar
     const unprotected = descendants(relation.oid)
       .map((oid) => byOid.get(oid))
       .filter((child): child is Relation => child !== undefined)
-      .filter((child) => !child.rls || (child.roleOwns && !child.forced) || analysePolicies(policiesOf.get(child.oid) ?? [], column, setting).leaks.length > 0)
+      .filter((child) => {
+        // Without policies of its own (RLS on, none applies) a partition is closed, but the lifecycle gives each one the parent's: it is unprotected by mistake.
+        const own = analysePolicies(policiesOf.get(child.oid) ?? [], column, setting)
+        return !child.rls || (child.roleOwns && !child.forced) || own.leaks.length > 0 || own.applicable.length === 0
+      })
     if (unprotected.length === 0) pass('partition-unprotected', name, 'no partition or child table without its own tenant policies')
     else
       add(
         'partition-unprotected',
         'fail',
         name,
-        `Partition or child ${unprotected.map((child) => qualify(child.schema, child.name)).join(', ')} of ${name} has no row-level security of its own: queried directly, it ignores ${name}'s policies.`,
+        `Partition or child ${unprotected.map((child) => qualify(child.schema, child.name)).join(', ')} of ${name} has no row-level security or no tenant policies of its own: queried directly, it ignores ${name}'s policies.`,
         `Enable and force row-level security and create the tenant policies on ${unprotected.map((child) => qualify(child.schema, child.name)).join(', ')} too.`,
       )
 

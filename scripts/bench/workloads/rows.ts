@@ -2,8 +2,8 @@ import { PrismaPg } from '@prisma/adapter-pg'
 import { grantAppRole, withClient } from '../../../src/database/admin.js'
 import { PrismaClient } from '../../../prisma/generated/client.js'
 import { startContenders, type Contender, type ContenderFactory, type TenantDb } from '../contenders.js'
-import { createBenchDatabase, runSql, type BenchRoles } from '../database.js'
-import { seedSharedTable } from '../fixtures.js'
+import { createBenchDatabase, type BenchRoles } from '../database.js'
+import { copyToOwnTable, seedSharedTable } from '../fixtures.js'
 import { measureInterleaved, type Operation } from '../measure.js'
 import { prismaTenancy, prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResult, toResults, type WorkloadOutcome } from '../results.js'
@@ -74,12 +74,7 @@ export async function runRowsWorkload(
     log(`  seeding ${total} rows for ${size.tenants} tenants`)
     const tenantIds = await seedSharedTable(database.adminUrl, size)
     const tenantId = tenantIds[Math.floor(tenantIds.length / 2)]!
-    await runSql(database.adminUrl, async (client) => {
-      await client.query(`CREATE SCHEMA ${ownSchema}`)
-      await client.query(`CREATE TABLE ${ownSchema}.tasks (LIKE public.tasks INCLUDING ALL)`)
-      await client.query(`INSERT INTO ${ownSchema}.tasks SELECT * FROM public.tasks WHERE tenant_id = $1 ORDER BY id`, [tenantId])
-      await client.query(`VACUUM ANALYZE ${ownSchema}.tasks`)
-    })
+    await copyToOwnTable(database.adminUrl, ownSchema, 'tasks', tenantId)
     await grantAppRole(database.adminUrl, roles.unrestricted.name, ownSchema)
     await grantAppRole(database.adminUrl, roles.app.name, ownSchema)
     log(`  plan on the shared table, as the application role: ${await sharedTablePlan(database.appUrl, tenantId)}`)

@@ -75,12 +75,26 @@ export async function tenantRemoveCommand(id: string, options: Omit<RemoveTenant
       signal: stop.signal,
       onProgress: report === undefined ? undefined : ({ table, deleted }) => report(`${table}: ${deleted} deleted`),
     })
-    const lines = [`Removed tenant ${result.tenant}${result.resumed ? ' (resumed an interrupted removal)' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.deleted} row(s) deleted, ${result.remaining[table.table] ?? 0} left`)]
+    const lines = [`Removed tenant ${result.tenant}${result.resumed ? ' (resumed an interrupted removal)' : ''}:`, ...result.tables.map((table) => `  ${table.table}: ${table.deleted} row(s) deleted${table.droppedPartition === undefined ? '' : ` (partition ${table.droppedPartition} dropped)`}, ${result.remaining[table.table] ?? 0} left`)]
     if (result.droppedRole !== null) lines.push(`  dropped login role ${result.droppedRole}`)
     return emit(io, options, result, lines.join('\n'))
   } finally {
     process.removeListener('SIGINT', interrupt)
   }
+}
+
+export async function tenantPartitionCommand(id: string, options: TenantLifecycleOptions & JsonOption, io: CliIo): Promise<number> {
+  const { partitionTenant } = await import('../../tenants/partition-tenant.js')
+  const result = await partitionTenant(id, options)
+  const lines = [
+    `Partitions of tenant ${result.tenant}:`,
+    ...result.tables.map((table) =>
+      table.action === 'moved'
+        ? `  ${table.table}: ${table.moved} row(s) moved out of DEFAULT into ${table.partition} (writers blocked ${table.writersBlockedMs.toFixed(1)} ms)`
+        : `  ${table.table}: ${table.partition} ${table.action === 'created' ? 'created (no rows to move)' : 'exists already; nothing to do'}`,
+    ),
+  ]
+  return emit(io, options, result, lines.join('\n'))
 }
 
 export async function tenantExportCommand(id: string, options: TenantLifecycleOptions & JsonOption & { out?: string }, io: CliIo): Promise<number> {
