@@ -32,6 +32,13 @@ export interface TenancySettings {
    * (undefined until then).
    */
   citus?: boolean | undefined
+  /**
+   * The fast path (`tenancyAdapter(url, { preparedTenantStatement: true })`):
+   * set_config as a named statement, parsed once per connection. Turned off
+   * for the whole pool the first time the server does not hold it as expected
+   * (a pooler that moves clients between server connections).
+   */
+  prepared?: boolean | undefined
 }
 
 export interface TenantPgClientConfig extends pg.ClientConfig {
@@ -44,6 +51,8 @@ type Callback = (error: Error | null, result?: unknown) => void
 export const setTenantSql = 'SELECT set_config($1, $2, true)'
 /** The same, in the signed mode: the tenant's signature in the same statement. */
 export const setSignedTenantSql = 'SELECT set_config($1, $2, true), set_config($3, $4, true)'
+/** The fast path's statement names; each stands for one text, so a server that holds the name holds that text. */
+const preparedNames: Readonly<Record<string, string>> = { [setTenantSql]: 'prisma_tenancy_set_tenant', [setSignedTenantSql]: 'prisma_tenancy_set_signed_tenant' }
 
 /**
  * The statement's first keyword, upper-cased, past whitespace and (nested)
@@ -123,6 +132,8 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   /** The server's status at the last ReadyForQuery was in a transaction, and no rollback of it is queued. */
   #serverInTransaction = false
   #lost: Error | undefined
+  /** The fast path's named statement was sent for parsing on this connection (and not reset since). */
+  #tenantStatementParsed = false
 
   constructor(config: TenantPgClientConfig) {
     super(config)
@@ -241,6 +252,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       // Temp tables, session settings, prepared statements, WITH HOLD cursors, LISTEN, advisory locks.
       this.#internal('DISCARD ALL')
       this.#internals.connection.parsedStatements = {}
+      this.#tenantStatementParsed = false
     }
   }
 
@@ -282,6 +294,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     const inTransaction = status === 'T' || status === 'E'
     this.#serverInTransaction = inTransaction
     if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
+    if (submitted.query.lostStatement !== undefined) return this.#recoverLostStatement(submitted.query, submitted.expect, inTransaction)
     if (submitted.expect === 'control') {
       // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
       if (!inTransaction && this.#state === 'open') {
@@ -351,11 +364,56 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   #setTenant(tenantId: string): PrefixStatement {
     const { setting, sign } = this.#settings
     if (this.#settings.citus === true) return citusTenantStatement(setting, tenantId)
-    if (sign !== undefined) return { text: setSignedTenantSql, values: [setting, tenantId, signatureSetting(setting), sign(tenantId)] }
-    return { text: setTenantSql, values: [setting, tenantId] }
+    const text = sign === undefined ? setTenantSql : setSignedTenantSql
+    const values = sign === undefined ? [setting, tenantId] : [setting, tenantId, signatureSetting(setting), sign(tenantId)]
+    // Raw SQL may DEALLOCATE or re-PREPARE the name: until DISCARD ALL resets the session, the statement is parsed each time.
+    if (this.#settings.prepared !== true || this.#sessionDirty) return { text, values }
+    const parse = !this.#tenantStatementParsed
+    this.#tenantStatementParsed = true
+    return { text, values, name: preparedNames[text], parse }
   }
 
-  #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect'], suffix?: PrefixStatement[]): TenantQuery {
+  /**
+   * The server did not hold the named set_config as this connection believed,
+   * so it skipped the query: a pooler moved the client to another server
+   * connection (or reset the server's session). The pool sends set_config
+   * unnamed from now on. A query that opened its transaction, or ran in an
+   * implicit one, is sent again (after rolling back the BEGIN it came with):
+   * nothing of it ran. In a transaction where statements ran already, it fails
+   * with PREPARED_STATEMENT_LOST; the transaction is aborted.
+   */
+  #recoverLostStatement(query: TenantQuery, expect: Submitted['expect'], inTransaction: boolean): void {
+    if (this.#settings.prepared === true) {
+      process.emitWarning(
+        'prisma-tenancy: the server did not hold the prepared set_config statement (a pooler without per-client prepared statements?); this adapter sends it unnamed from now on.',
+        { code: 'PRISMA_TENANCY_PREPARED_STATEMENT_LOST' },
+      )
+    }
+    this.#settings.prepared = false
+    this.#tenantStatementParsed = false
+    const callback = (query as unknown as { callback: Callback }).callback
+    // The deferred BEGIN (and SET TRANSACTION) travel ahead of set_config only with the transaction's first statement.
+    const opensTransaction = expect === 'transaction' && query.prefix.length > 1
+    if (expect !== 'idle' && !opensTransaction) {
+      callback(
+        new TenancyError(
+          'PREPARED_STATEMENT_LOST',
+          `The server connection did not hold the tenant's prepared statement (${query.lostStatement?.message ?? ''}), so the statement was not run and its transaction is aborted. A pooler moved this client between server connections: retry the transaction (the adapter now sends set_config unnamed), and drop tenancyAdapter(url, { preparedTenantStatement: true }) unless the pooler keeps prepared statements per client (PgBouncer >= 1.21 with max_prepared_statements).`,
+          { cause: query.lostStatement },
+        ),
+      )
+      return
+    }
+    const unnamed = query.prefix.map((statement) => (statement.name === undefined ? statement : { text: statement.text, values: statement.values }))
+    const queue = this.#internals._queryQueue
+    queue.unshift(this.#query(query.config, unnamed, callback, expect, query.suffix))
+    if (inTransaction) {
+      queue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
+      this.#serverInTransaction = false
+    }
+  }
+
+  #query(config: object, prefix: readonly PrefixStatement[], callback: Callback, expect?: Submitted['expect'], suffix?: readonly PrefixStatement[]): TenantQuery {
     const query = new TenantQuery(config, prefix, this, suffix)
     ;(query as unknown as { callback: Callback }).callback = callback
     this.#expectations.set(query, expect)
