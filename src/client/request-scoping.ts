@@ -94,6 +94,10 @@ class RefusedRequest extends Error {
   }
 }
 
+function rethrowAsTenancyError(error: unknown): never {
+  throw asTenancyError(error)
+}
+
 function carried(error: unknown): unknown {
   return error instanceof TenancyError ? new RefusedRequest(error) : error
 }
@@ -203,15 +207,15 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
   const scopeOf = new WeakMap<EngineRequest, string | { refused: unknown }>()
   const { batchBy, batchLoader, singleLoader } = options
   const request = handler.request.bind(handler)
-  handler.request = async (params) => {
+  handler.request = (params) => {
+    // No wait unless Citus mode is still unknown, and no async function around the request: one promise per request for the error translation.
+    let routed: Promise<void> | undefined
     try {
-      // No await unless Citus mode is still unknown: the hot path of one server stays as it was.
-      const routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
-      if (routed !== undefined) await routed
-      return await request(params)
+      routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
     } catch (error) {
-      throw asTenancyError(error)
+      return Promise.reject(asTenancyError(error))
     }
+    return (routed === undefined ? request(params) : routed.then(() => request(params))).catch(rethrowAsTenancyError)
   }
   options.batchBy = (request) => {
     let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined

@@ -41,17 +41,22 @@ export class TenancyPool extends pg.Pool {
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(config: any, values?: any, callback?: any): any {
+    const done = typeof values === 'function' ? values : callback
+    let params = typeof values === 'function' ? undefined : values
     const scope = currentTenantScope()
     if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
-      const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
-      config = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
+      // One copy of the caller's config carries the tenant and the values (PrismaPg's every query passes here).
+      config = typeof config === 'string' ? { text: config } : { ...config }
+      if (params !== undefined) config.values = params
+      params = undefined
+      config[queryTenant] = scope.tenantId
+      config[queryRaw] = scope.raw === true
     }
-    const done = typeof values === 'function' ? values : callback
     if (typeof done === 'function') {
-      const wrapped = (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result)
-      return typeof values === 'function' ? super.query(config, wrapped) : super.query(config, values, wrapped)
+      return super.query(config, params, (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result))
     }
-    return translated(super.query(config, values))
+    // pg-pool's callback form: one promise per query, where its promise form and a catch would make two.
+    return new Promise((resolve, reject) => super.query(config, params, (error: Error | undefined, result: unknown) => (error === undefined || error === null ? resolve(result) : reject(translate(error)))))
   }
 }
 

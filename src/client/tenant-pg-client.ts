@@ -3,7 +3,7 @@ import { currentTenantScope } from '../context/tenant-context.js'
 import { signatureSetting } from '../context/tenant-signature.js'
 import { quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import { TenantQuery, type PrefixStatement, type QueryObserver } from './tenant-query.js'
+import { TenantQuery, type Expectation, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
 /** Where TenancyPool.query records the tenant of the caller on a query config. */
 export const queryTenant = Symbol('prisma-tenancy.queryTenant')
@@ -71,23 +71,26 @@ function firstKeyword(text: string): string {
     else if (text.startsWith('--', index)) {
       const end = text.indexOf('\n', index)
       index = end === -1 ? text.length : end + 1
-    } else if (/\s/.test(text.charAt(index))) index += 1
+    } else if (isSpace(text.charCodeAt(index))) index += 1
     else break
   }
-  return /^[A-Za-z_]+/.exec(text.slice(index))?.[0]?.toUpperCase() ?? ''
+  // Every statement passes here: the word is scanned by character code, without a regular expression or a copy of the text.
+  let end = index
+  while (end < text.length && isWordCharacter(text.charCodeAt(end))) end += 1
+  return text.slice(index, end).toUpperCase()
+}
+
+/** What `\s` matches, by character code. */
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13) || code === 160 || code === 0xfeff || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000
+}
+
+/** `[A-Za-z_]` by character code. */
+function isWordCharacter(code: number): boolean {
+  return (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95
 }
 
 const controlKeywords = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE'])
-
-interface Submitted {
-  query: TenantQuery
-  /**
-   * What the server's transaction status must be after the query; `control`
-   * for the adapter's transaction control, `internal` for the driver's own
-   * resets, queued ahead of the next user's statements, whose state they must not touch.
-   */
-  expect: 'idle' | 'transaction' | 'control' | 'internal' | 'wrapped' | undefined
-}
 
 // pg Client internals used here (pg 8): the queue of queries not yet written,
 // whether the connection is usable, and the named statements it has parsed.
@@ -128,7 +131,8 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   #tenantStale = false
   /** Raw SQL ran since the last reset: the session may hold its state. */
   #sessionDirty = false
-  #submitted: Submitted | undefined
+  /** The query whose ReadyForQuery comes next. */
+  #submitted: TenantQuery | undefined
   /** The server's status at the last ReadyForQuery was in a transaction, and no rollback of it is queued. */
   #serverInTransaction = false
   #lost: Error | undefined
@@ -258,7 +262,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
 
   /** QueryObserver: the query whose ReadyForQuery comes next. */
   submitted(query: TenantQuery): void {
-    if (this.#submitted?.query !== query) this.#submitted = { query, expect: this.#expectations.get(query) }
+    this.#submitted = query
   }
 
   /** QueryObserver: the error the caller sees. */
@@ -277,8 +281,6 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     return error
   }
 
-  readonly #expectations = new WeakMap<TenantQuery, Submitted['expect']>()
-
   #precheck(text: string, raw: boolean): TenancyError | undefined {
     if (raw && this.#settings.raw === 'refuse') return rawRefused('Raw SQL is refused through tenant clients (tenancy({ raw: \'refuse\' })).')
     const keyword = firstKeyword(text)
@@ -294,7 +296,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     const inTransaction = status === 'T' || status === 'E'
     this.#serverInTransaction = inTransaction
     if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
-    if (submitted.query.lostStatement !== undefined) return this.#recoverLostStatement(submitted.query, submitted.expect, inTransaction)
+    if (submitted.lostStatement !== undefined) return this.#recoverLostStatement(submitted, submitted.expect, inTransaction)
     if (submitted.expect === 'control') {
       // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
       if (!inTransaction && this.#state === 'open') {
@@ -308,15 +310,15 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       // Citus mode: a statement that failed left the BEGIN it was sent with open (and aborted); its error is the caller's.
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       this.#serverInTransaction = false
-      if (status === 'T') submitted.query.refuse(rawTransactionControl('left its transaction open; it was rolled back'))
+      if (status === 'T') submitted.refuse(rawTransactionControl('left its transaction open; it was rolled back'))
     } else if (submitted.expect === 'idle' && inTransaction) {
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       this.#serverInTransaction = false
-      submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
+      submitted.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
     } else if (submitted.expect === 'transaction' && !inTransaction) {
       this.#state = 'ended'
       this.#transactionTenant = undefined
-      submitted.query.refuse(rawTransactionControl('ended the transaction it ran in'))
+      submitted.refuse(rawTransactionControl('ended the transaction it ran in'))
     }
   }
 
@@ -382,7 +384,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
    * nothing of it ran. In a transaction where statements ran already, it fails
    * with PREPARED_STATEMENT_LOST; the transaction is aborted.
    */
-  #recoverLostStatement(query: TenantQuery, expect: Submitted['expect'], inTransaction: boolean): void {
+  #recoverLostStatement(query: TenantQuery, expect: Expectation, inTransaction: boolean): void {
     if (this.#settings.prepared === true) {
       process.emitWarning(
         'prisma-tenancy: the server did not hold the prepared set_config statement (a pooler without per-client prepared statements?); this adapter sends it unnamed from now on.',
@@ -413,10 +415,10 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     }
   }
 
-  #query(config: object, prefix: readonly PrefixStatement[], callback: Callback, expect?: Submitted['expect'], suffix?: readonly PrefixStatement[]): TenantQuery {
+  #query(config: object, prefix: readonly PrefixStatement[], callback: Callback, expect?: Expectation, suffix?: readonly PrefixStatement[]): TenantQuery {
     const query = new TenantQuery(config, prefix, this, suffix)
     ;(query as unknown as { callback: Callback }).callback = callback
-    this.#expectations.set(query, expect)
+    query.expect = expect
     return query
   }
 
@@ -424,16 +426,14 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     super.query(this.#query({ text }, [], noop, 'internal'))
   }
 
-  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect'], suffix?: PrefixStatement[]): Promise<unknown> | undefined {
+  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Expectation, suffix?: PrefixStatement[]): Promise<unknown> | undefined {
     const base = typeof config === 'string' ? { text: config } : config
-    const submit = (callback: Callback): void => {
-      super.query(this.#query(params === undefined ? base : { ...base, values: params }, prefix, callback, expect, suffix))
-    }
+    const query = params === undefined ? base : { ...base, values: params }
     if (done !== undefined) {
-      submit(done)
+      super.query(this.#query(query, prefix, done, expect, suffix))
       return undefined
     }
-    return new Promise((resolve, reject) => submit((error, result) => (error ? reject(error) : resolve(result))))
+    return new Promise((resolve, reject) => super.query(this.#query(query, prefix, (error, result) => (error ? reject(error) : resolve(result)), expect, suffix)))
   }
 
   /** Citus mode from the first connection's check, unless forced; refuses what cannot work on Citus. */

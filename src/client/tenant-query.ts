@@ -39,6 +39,13 @@ interface QueryInternals {
   handleReadyForQuery(connection: WireConnection): void
 }
 
+/**
+ * What the server's transaction status must be after a query (TenantPgClient):
+ * `control` for the adapter's transaction control, `internal` for the driver's
+ * own resets, queued ahead of the next user's statements, whose state they must not touch.
+ */
+export type Expectation = 'idle' | 'transaction' | 'control' | 'internal' | 'wrapped'
+
 /** What the client learns from a query's life on the wire. */
 export interface QueryObserver {
   /** The query is being written (pg prepares every extended-protocol query as it submits it): the next ReadyForQuery is its. */
@@ -71,6 +78,8 @@ export class TenantQuery extends QueryBase {
   #lostStatement: Error | undefined
   /** What the query was made of, for a retry (TenantPgClient) after a lost statement. */
   readonly config: object
+  /** Set by the client that sends it. */
+  expect: Expectation | undefined
 
   constructor(config: object, prefix: readonly PrefixStatement[], observer?: QueryObserver, suffix: readonly PrefixStatement[] = []) {
     super(config)
