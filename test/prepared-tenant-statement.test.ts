@@ -55,7 +55,17 @@ describe('the prepared set_config fast path on a direct connection', () => {
       await acme.$transaction(async (tx) => tx.project.count())
       await acme.$transaction([acme.project.count(), acme.project.findFirst()])
     }
-    expect(namedParses.every((count) => count === 1)).toBe(true)
+    // Concurrent requests of both tenants over the same two connections, each alone, in a batch or in a transaction.
+    const seen = await Promise.all(
+      Array.from({ length: 40 }, async (_, index) => {
+        const tenant = tenants[index % tenants.length] ?? 'p_acme'
+        const scoped = client.forTenant(tenant)
+        const read = index % 3 === 0 ? scoped.project.findMany() : index % 3 === 1 ? scoped.$transaction(async (tx) => tx.project.findMany()) : scoped.$transaction([scoped.project.findMany()]).then(([rows]) => rows)
+        return [tenant, (await read).map((project) => project.tenantId)]
+      }),
+    )
+    for (const [tenant, owners] of seen) expect(owners).toEqual([tenant])
+    expect(namedParses).toEqual([1, 1])
     expect(wire.roundTrips.length).toBeGreaterThan(20)
     expect(statementsWithoutTenant(wire.roundTrips)).toEqual([])
   })
