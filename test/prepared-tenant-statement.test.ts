@@ -1,3 +1,4 @@
+import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { PrismaClient } from '../prisma/generated/client.js'
 import { tenancy, tenancyAdapter, unscopedAdapter } from '../src/index.js'
@@ -149,6 +150,20 @@ describe.skipIf(binary === undefined)('the prepared set_config fast path behind 
     await expectOwnProjects(opening.client)
     expect(statementsWithoutTenant([...implicit.wire.roundTrips, ...opening.wire.roundTrips])).toEqual([])
     expect(warnings).toHaveLength(2)
+  })
+
+  it('withholds the result of a statement whose name another client re-prepared with other SQL on the shared server connection, with PREPARED_STATEMENT_LOST', async () => {
+    const url = await through()
+    const { client } = preparedClient(url)
+    const acme = client.forTenant('p_acme')
+    expect(await acme.project.count()).toBe(1)
+    const other = new pg.Client({ connectionString: url })
+    await other.connect()
+    await other.query('DEALLOCATE prisma_tenancy_set_tenant')
+    await other.query('PREPARE prisma_tenancy_set_tenant(text, text) AS SELECT $1, $2')
+    await other.end()
+    expect((await refusal(() => acme.project.findMany())).code).toBe('PREPARED_STATEMENT_LOST')
+    await expectOwnProjects(client)
   })
 
   it('fails a statement that lost the name in a transaction where statements ran already with PREPARED_STATEMENT_LOST, and the next transaction runs', async () => {

@@ -297,6 +297,19 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     this.#serverInTransaction = inTransaction
     if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
     if (submitted.lostStatement !== undefined) return this.#recoverLostStatement(submitted, submitted.expect, inTransaction)
+    if (submitted.foreignStatement) {
+      // The query ran, with whatever that statement left: its result is not the caller's (and a write without the tenant met the policies' WITH CHECK).
+      this.#settings.prepared = false
+      this.#tenantStatementParsed = false
+      // A later statement of this transaction sets the tenant again.
+      this.#tenantStale = true
+      submitted.refuse(
+        new TenancyError(
+          'PREPARED_STATEMENT_LOST',
+          'The server connection holds another statement under the name of the tenant\'s prepared set_config (SQL on a shared server connection replaced it), so this statement did not run with its tenant and its result is withheld. The adapter now sends set_config unnamed; retry the operation, and drop tenancyAdapter(url, { preparedTenantStatement: true }) behind a pooler that shares server connections between clients without per-client prepared statements.',
+        ),
+      )
+    }
     if (submitted.expect === 'control') {
       // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
       if (!inTransaction && this.#state === 'open') {
@@ -372,7 +385,7 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     if (this.#settings.prepared !== true || this.#sessionDirty) return { text, values }
     const parse = !this.#tenantStatementParsed
     this.#tenantStatementParsed = true
-    return { text, values, name: preparedNames[text], parse }
+    return { text, values, name: preparedNames[text], parse, returns: tenantId }
   }
 
   /**

@@ -10,6 +10,8 @@ export interface PrefixStatement {
    */
   readonly name?: string | undefined
   readonly parse?: boolean | undefined
+  /** A named statement's first column must be this (set_config returns what it set), else the server's statement of that name is not ours. */
+  readonly returns?: string | undefined
 }
 
 /**
@@ -76,6 +78,8 @@ export class TenantQuery extends QueryBase {
   #completed = false
   /** The server refused the prefix's named statement (lostStatementCodes): nothing after it ran, and the caller has not been answered. */
   #lostStatement: Error | undefined
+  /** A named prefix statement returned something else than its `returns`: whatever the server holds under that name, it did not set this tenant. */
+  #foreignStatement = false
   /** What the query was made of, for a retry (TenantPgClient) after a lost statement. */
   readonly config: object
   /** Set by the client that sends it. */
@@ -103,6 +107,10 @@ export class TenantQuery extends QueryBase {
 
   get lostStatement(): Error | undefined {
     return this.#lostStatement
+  }
+
+  get foreignStatement(): boolean {
+    return this.#foreignStatement
   }
 
   /** Fail this query with `error` when its ReadyForQuery arrives, whatever the server answered. */
@@ -137,7 +145,11 @@ export class TenantQuery extends QueryBase {
   }
 
   override handleDataRow(msg: unknown): void {
-    if (this.#pendingReplies > 0) return
+    if (this.#pendingReplies > 0) {
+      const statement = this.#prefix[this.#prefix.length - this.#pendingReplies]
+      if (statement?.returns !== undefined && (msg as { fields?: unknown[] }).fields?.[0] !== statement.returns) this.#foreignStatement = true
+      return
+    }
     super.handleDataRow(msg)
   }
 
