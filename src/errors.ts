@@ -17,6 +17,7 @@ export const tenancyErrorCodes = [
   'RAW_SQL_REFUSED',
   'UNSAFE_ROLE',
   'UNSCOPED_ROLE_FILTERED',
+  'PREPARED_STATEMENT_LOST',
   // Configuration and input
   'CONFIG_INVALID',
   'DATABASE_URL_MISSING',

@@ -171,8 +171,8 @@ describe('signed policies, as the application role', () => {
 describe('the tenancy client with signingKey', () => {
   const clients: { $disconnect(): Promise<void> }[] = []
   afterAll(() => Promise.all(clients.map((client) => client.$disconnect())))
-  const signedClient = (signingKey?: string) => {
-    const base = new PrismaClient({ adapter: tenancyAdapter(database.appUrl, signingKey === undefined ? {} : { signingKey }) })
+  const signedClient = (signingKey?: string, options: { preparedTenantStatement?: boolean } = {}) => {
+    const base = new PrismaClient({ adapter: tenancyAdapter(database.appUrl, signingKey === undefined ? options : { ...options, signingKey }) })
     clients.push(base)
     return base.$extends(tenancy())
   }
@@ -198,6 +198,19 @@ describe('the tenancy client with signingKey', () => {
       return { switched: switched?.n, after: after.map((project) => project.tenantId), renamed }
     })
     expect(seen).toEqual({ switched: 0, after: ['t_beta'], renamed: 0 })
+  })
+
+  it('reads and writes its own tenant on the prepared fast path, the signed set_config parsed once as a named statement', async () => {
+    const client = signedClient(key, { preparedTenantStatement: true })
+    for (let round = 0; round < 3; round += 1) {
+      for (const tenant of ['t_alpha', 't_beta']) {
+        const scoped = client.forTenant(tenant)
+        expect((await scoped.project.findMany()).map((project) => project.tenantId)).toEqual([tenant])
+        expect(await scoped.$transaction(async (tx) => (await tx.project.findMany()).map((project) => project.name))).toEqual([`secret of ${tenant}`])
+      }
+    }
+    const prepared = await client.forTenant('t_beta').$queryRawUnsafe<{ name: string }[]>('SELECT name FROM pg_prepared_statements ORDER BY name')
+    expect(prepared.map((row) => row.name)).toEqual(['prisma_tenancy_set_signed_tenant'])
   })
 
   it('sees no row and writes none without the key, on signed policies (fails closed)', async () => {

@@ -1,5 +1,5 @@
 import { peerContenders, type ContenderFactory } from './contenders.js'
-import { prismaTenancy } from './prisma-tenancy.js'
+import { prismaTenancy, prismaTenancyOn } from './prisma-tenancy.js'
 import type { Unavailable } from './results.js'
 
 /**
@@ -25,5 +25,5 @@ export const excludedPackages: readonly Unavailable[] = [
 /** The baseline first, then prisma-tenancy, then the peers. */
 export async function contenderFactories(): Promise<{ available: ContenderFactory[]; unavailable: Unavailable[] }> {
   const [baseline, ...peers] = peerContenders
-  return { available: [baseline!, prismaTenancy, ...peers], unavailable: [...excludedPackages] }
+  return { available: [baseline!, prismaTenancy, prismaTenancyOn('prisma-tenancy (preparedTenantStatement)', { preparedTenantStatement: true }), ...peers], unavailable: [...excludedPackages] }
 }

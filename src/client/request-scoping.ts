@@ -49,6 +49,9 @@ interface ExtensionNode {
 }
 
 const boundTenant = Symbol('prisma-tenancy.boundTenant')
+/** A request's tenant, or why it was refused, set in batchBy for the loaders. */
+const requestScope = Symbol('prisma-tenancy.requestScope')
+type ScopedRequest = EngineRequest & { [requestScope]?: string | { refused: unknown } }
 
 /**
  * The extension that binds a client to one tenant (forTenant). It adds no
@@ -92,6 +95,10 @@ class RefusedRequest extends Error {
   constructor(refusal: TenancyError) {
     super(refusal.message, { cause: refusal })
   }
+}
+
+function rethrowAsTenancyError(error: unknown): never {
+  throw asTenancyError(error)
 }
 
 function carried(error: unknown): unknown {
@@ -199,40 +206,40 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
   // A request's tenant, or why it was refused. A refused operation of a batch
   // transaction must still join its batch and fail it: thrown from batchBy, it
   // would leave the batch, and Prisma would run the remaining operation alone,
-  // outside any transaction, and commit it.
-  const scopeOf = new WeakMap<EngineRequest, string | { refused: unknown }>()
+  // outside any transaction, and commit it. Kept on the request itself (a
+  // symbol key): a WeakMap entry per request costs a hash insert and work for the collector.
   const { batchBy, batchLoader, singleLoader } = options
   const request = handler.request.bind(handler)
-  handler.request = async (params) => {
+  handler.request = (params) => {
+    // No wait unless Citus mode is still unknown, and no async function around the request: one promise per request for the error translation.
+    let routed: Promise<void> | undefined
     try {
-      // No await unless Citus mode is still unknown: the hot path of one server stays as it was.
-      const routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
-      if (routed !== undefined) await routed
-      return await request(params)
+      routed = routing === undefined || params.protocolQuery === undefined ? undefined : routeRequest(params, params.protocolQuery, routing, resolveTenant)
     } catch (error) {
-      throw asTenancyError(error)
+      return Promise.reject(asTenancyError(error))
     }
+    return (routed === undefined ? request(params) : routed.then(() => request(params))).catch(rethrowAsTenancyError)
   }
-  options.batchBy = (request) => {
+  options.batchBy = (request: ScopedRequest) => {
     let tenantId = request.extensions?.getAllClientExtensions()?.[boundTenant] as string | undefined
     if (tenantId === undefined) {
       try {
         tenantId = resolveTenant()
       } catch (error) {
         if (request.transaction?.kind !== 'batch') throw carried(error)
-        scopeOf.set(request, { refused: carried(error) })
+        request[requestScope] = { refused: carried(error) }
         return batchBy(request)
       }
     }
-    scopeOf.set(request, tenantId)
+    request[requestScope] = tenantId
     const key = batchBy(request)
     if (key === undefined || request.transaction?.kind === 'batch') return key
     return `${key}\u0000tenant:${tenantId}`
   }
-  options.batchLoader = (requests) => {
+  options.batchLoader = (requests: ScopedRequest[]) => {
     const tenants = new Set<string | undefined>()
     for (const request of requests) {
-      const scope = scopeOf.get(request)
+      const scope = request[requestScope]
       if (typeof scope === 'object') return Promise.reject(scope.refused)
       tenants.add(scope)
     }
@@ -248,8 +255,8 @@ export function scopeRequests(client: unknown, resolveTenant: () => string, rout
     }
     return runInTenantScope(scopeFor(tenantId, requests.some(isRaw)), () => batchLoader(requests))
   }
-  options.singleLoader = (request) => {
-    const scope = scopeOf.get(request)
+  options.singleLoader = (request: ScopedRequest) => {
+    const scope = request[requestScope]
     if (typeof scope === 'object') return Promise.reject(scope.refused)
     return scope === undefined ? singleLoader(request) : runInTenantScope(scopeFor(scope, isRaw(request)), () => singleLoader(request))
   }

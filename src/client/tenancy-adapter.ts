@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import pg from 'pg'
+import { z } from 'zod'
 import { defaultTenantSetting } from '../context/tenant-setting.js'
 import { tenantSigner } from '../context/tenant-signature.js'
 import { parseDatabaseUrl } from '../database/connection-url.js'
@@ -40,17 +41,22 @@ export class TenancyPool extends pg.Pool {
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(config: any, values?: any, callback?: any): any {
+    const done = typeof values === 'function' ? values : callback
+    let params = typeof values === 'function' ? undefined : values
     const scope = currentTenantScope()
     if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
-      const carried = { [queryTenant]: scope.tenantId, [queryRaw]: scope.raw === true }
-      config = typeof config === 'string' ? { text: config, ...carried } : { ...config, ...carried }
+      // One copy of the caller's config carries the tenant and the values (PrismaPg's every query passes here).
+      config = typeof config === 'string' ? { text: config } : { ...config }
+      if (params !== undefined) config.values = params
+      params = undefined
+      config[queryTenant] = scope.tenantId
+      config[queryRaw] = scope.raw === true
     }
-    const done = typeof values === 'function' ? values : callback
     if (typeof done === 'function') {
-      const wrapped = (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result)
-      return typeof values === 'function' ? super.query(config, wrapped) : super.query(config, values, wrapped)
+      return super.query(config, params, (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result))
     }
-    return translated(super.query(config, values))
+    // pg-pool's callback form: one promise per query, where its promise form and a catch would make two.
+    return new Promise((resolve, reject) => super.query(config, params, (error: Error | undefined, result: unknown) => (error === undefined || error === null ? resolve(result) : reject(translate(error)))))
   }
 }
 
@@ -76,7 +82,23 @@ export interface TenancyAdapterOptions {
    * extension is installed in the database); `true` or `false` forces it.
    */
   citus?: boolean | undefined
+  /**
+   * The fast path: set_config goes out as a named prepared statement, parsed
+   * once per connection, then only bound and executed. For direct connections
+   * and poolers that keep prepared statements per client (PgBouncer >= 1.21
+   * with max_prepared_statements). Behind one that does not, the first lost
+   * statement turns it off for the adapter (see the client README). Default false:
+   * no session state on the server.
+   */
+  preparedTenantStatement?: boolean | undefined
 }
+
+const adapterOptions = z.object({
+  schema: z.string().min(1).optional(),
+  signingKey: z.string().optional(),
+  citus: z.boolean().optional(),
+  preparedTenantStatement: z.boolean().optional(),
+})
 
 /**
  * The driver adapter a tenancy client needs: Prisma's own PrismaPg over a pool
@@ -92,15 +114,27 @@ export class TenancyPg extends PrismaPg {
 
   constructor(connection: string | pg.PoolConfig, options: TenancyAdapterOptions = {}) {
     const config = typeof connection === 'object' && connection !== null ? connection : { connectionString: parseDatabaseUrl(connection, 'tenancyAdapter(url)') }
-    if (options.citus !== undefined && typeof options.citus !== 'boolean') {
-      throw new TenancyError('CONFIG_INVALID', `tenancyAdapter(url, { citus }) must be true, false or left out (detected on the first connection), not ${JSON.stringify(options.citus)}.`)
+    const parsed = adapterOptions.safeParse(options)
+    if (!parsed.success) {
+      throw new TenancyError(
+        'CONFIG_INVALID',
+        `tenancyAdapter(url, options) got invalid options: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}. schema is a schema name; signingKey the key \`prisma-tenancy signing-key set\` printed; citus and preparedTenantStatement are true, false or left out.`,
+        { cause: parsed.error },
+      )
     }
-    const settings: TenancySettings = { setting: defaultTenantSetting, raw: 'allow', sign: options.signingKey === undefined ? undefined : tenantSigner(options.signingKey), citus: options.citus }
+    const { signingKey, citus, preparedTenantStatement } = parsed.data
+    const settings: TenancySettings = {
+      setting: defaultTenantSetting,
+      raw: 'allow',
+      sign: signingKey === undefined ? undefined : tenantSigner(signingKey),
+      citus,
+      prepared: preparedTenantStatement === true,
+    }
     const pool = new TenancyPool(config, settings)
     super(pool, { ...(options.schema === undefined ? {} : { schema: options.schema }), disposeExternalPool: true })
     this.pool = pool
     this.#settings = settings
-    this.#citusForced = options.citus === true
+    this.#citusForced = citus === true
   }
 
   override async connect(): ReturnType<PrismaPg['connect']> {

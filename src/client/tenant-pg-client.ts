@@ -3,7 +3,7 @@ import { currentTenantScope } from '../context/tenant-context.js'
 import { signatureSetting } from '../context/tenant-signature.js'
 import { quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
-import { TenantQuery, type PrefixStatement, type QueryObserver } from './tenant-query.js'
+import { TenantQuery, type Expectation, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
 /** Where TenancyPool.query records the tenant of the caller on a query config. */
 export const queryTenant = Symbol('prisma-tenancy.queryTenant')
@@ -32,6 +32,13 @@ export interface TenancySettings {
    * (undefined until then).
    */
   citus?: boolean | undefined
+  /**
+   * The fast path (`tenancyAdapter(url, { preparedTenantStatement: true })`):
+   * set_config as a named statement, parsed once per connection. Turned off
+   * for the whole pool the first time the server does not hold it as expected
+   * (a pooler that moves clients between server connections).
+   */
+  prepared?: boolean | undefined
 }
 
 export interface TenantPgClientConfig extends pg.ClientConfig {
@@ -44,6 +51,8 @@ type Callback = (error: Error | null, result?: unknown) => void
 export const setTenantSql = 'SELECT set_config($1, $2, true)'
 /** The same, in the signed mode: the tenant's signature in the same statement. */
 export const setSignedTenantSql = 'SELECT set_config($1, $2, true), set_config($3, $4, true)'
+/** The fast path's statement names; each stands for one text, so a server that holds the name holds that text. */
+const preparedNames: Readonly<Record<string, string>> = { [setTenantSql]: 'prisma_tenancy_set_tenant', [setSignedTenantSql]: 'prisma_tenancy_set_signed_tenant' }
 
 /**
  * The statement's first keyword, upper-cased, past whitespace and (nested)
@@ -62,23 +71,26 @@ function firstKeyword(text: string): string {
     else if (text.startsWith('--', index)) {
       const end = text.indexOf('\n', index)
       index = end === -1 ? text.length : end + 1
-    } else if (/\s/.test(text.charAt(index))) index += 1
+    } else if (isSpace(text.charCodeAt(index))) index += 1
     else break
   }
-  return /^[A-Za-z_]+/.exec(text.slice(index))?.[0]?.toUpperCase() ?? ''
+  // Every statement passes here: the word is scanned by character code, without a regular expression or a copy of the text.
+  let end = index
+  while (end < text.length && isWordCharacter(text.charCodeAt(end))) end += 1
+  return text.slice(index, end).toUpperCase()
+}
+
+/** What `\s` matches, by character code. */
+function isSpace(code: number): boolean {
+  return code === 32 || (code >= 9 && code <= 13) || code === 160 || code === 0xfeff || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000
+}
+
+/** `[A-Za-z_]` by character code. */
+function isWordCharacter(code: number): boolean {
+  return (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95
 }
 
 const controlKeywords = new Set(['BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'ABORT', 'SAVEPOINT', 'RELEASE'])
-
-interface Submitted {
-  query: TenantQuery
-  /**
-   * What the server's transaction status must be after the query; `control`
-   * for the adapter's transaction control, `internal` for the driver's own
-   * resets, queued ahead of the next user's statements, whose state they must not touch.
-   */
-  expect: 'idle' | 'transaction' | 'control' | 'internal' | 'wrapped' | undefined
-}
 
 // pg Client internals used here (pg 8): the queue of queries not yet written,
 // whether the connection is usable, and the named statements it has parsed.
@@ -119,10 +131,13 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   #tenantStale = false
   /** Raw SQL ran since the last reset: the session may hold its state. */
   #sessionDirty = false
-  #submitted: Submitted | undefined
+  /** The query whose ReadyForQuery comes next. */
+  #submitted: TenantQuery | undefined
   /** The server's status at the last ReadyForQuery was in a transaction, and no rollback of it is queued. */
   #serverInTransaction = false
   #lost: Error | undefined
+  /** The fast path's named statement was sent for parsing on this connection (and not reset since). */
+  #tenantStatementParsed = false
 
   constructor(config: TenantPgClientConfig) {
     super(config)
@@ -241,12 +256,13 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       // Temp tables, session settings, prepared statements, WITH HOLD cursors, LISTEN, advisory locks.
       this.#internal('DISCARD ALL')
       this.#internals.connection.parsedStatements = {}
+      this.#tenantStatementParsed = false
     }
   }
 
   /** QueryObserver: the query whose ReadyForQuery comes next. */
   submitted(query: TenantQuery): void {
-    if (this.#submitted?.query !== query) this.#submitted = { query, expect: this.#expectations.get(query) }
+    this.#submitted = query
   }
 
   /** QueryObserver: the error the caller sees. */
@@ -265,8 +281,6 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     return error
   }
 
-  readonly #expectations = new WeakMap<TenantQuery, Submitted['expect']>()
-
   #precheck(text: string, raw: boolean): TenancyError | undefined {
     if (raw && this.#settings.raw === 'refuse') return rawRefused('Raw SQL is refused through tenant clients (tenancy({ raw: \'refuse\' })).')
     const keyword = firstKeyword(text)
@@ -282,6 +296,20 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     const inTransaction = status === 'T' || status === 'E'
     this.#serverInTransaction = inTransaction
     if (submitted === undefined || submitted.expect === 'internal' || submitted.expect === undefined) return
+    if (submitted.lostStatement !== undefined) return this.#recoverLostStatement(submitted, submitted.expect, inTransaction)
+    if (submitted.foreignStatement) {
+      // The query ran, with whatever that statement left: its result is not the caller's (and a write without the tenant met the policies' WITH CHECK).
+      this.#settings.prepared = false
+      this.#tenantStatementParsed = false
+      // A later statement of this transaction sets the tenant again.
+      this.#tenantStale = true
+      submitted.refuse(
+        new TenancyError(
+          'PREPARED_STATEMENT_LOST',
+          'The server connection holds another statement under the name of the tenant\'s prepared set_config (SQL on a shared server connection replaced it), so this statement did not run with its tenant and its result is withheld. The adapter now sends set_config unnamed; retry the operation, and drop tenancyAdapter(url, { preparedTenantStatement: true }) behind a pooler that shares server connections between clients without per-client prepared statements.',
+        ),
+      )
+    }
     if (submitted.expect === 'control') {
       // A COMMIT, ROLLBACK or failed BEGIN of the adapter ended the transaction.
       if (!inTransaction && this.#state === 'open') {
@@ -295,15 +323,15 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
       // Citus mode: a statement that failed left the BEGIN it was sent with open (and aborted); its error is the caller's.
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       this.#serverInTransaction = false
-      if (status === 'T') submitted.query.refuse(rawTransactionControl('left its transaction open; it was rolled back'))
+      if (status === 'T') submitted.refuse(rawTransactionControl('left its transaction open; it was rolled back'))
     } else if (submitted.expect === 'idle' && inTransaction) {
       this.#internals._queryQueue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
       this.#serverInTransaction = false
-      submitted.query.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
+      submitted.refuse(rawTransactionControl('opened a transaction; it was rolled back'))
     } else if (submitted.expect === 'transaction' && !inTransaction) {
       this.#state = 'ended'
       this.#transactionTenant = undefined
-      submitted.query.refuse(rawTransactionControl('ended the transaction it ran in'))
+      submitted.refuse(rawTransactionControl('ended the transaction it ran in'))
     }
   }
 
@@ -351,14 +379,59 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   #setTenant(tenantId: string): PrefixStatement {
     const { setting, sign } = this.#settings
     if (this.#settings.citus === true) return citusTenantStatement(setting, tenantId)
-    if (sign !== undefined) return { text: setSignedTenantSql, values: [setting, tenantId, signatureSetting(setting), sign(tenantId)] }
-    return { text: setTenantSql, values: [setting, tenantId] }
+    const text = sign === undefined ? setTenantSql : setSignedTenantSql
+    const values = sign === undefined ? [setting, tenantId] : [setting, tenantId, signatureSetting(setting), sign(tenantId)]
+    // Raw SQL may DEALLOCATE or re-PREPARE the name: until DISCARD ALL resets the session, the statement is parsed each time.
+    if (this.#settings.prepared !== true || this.#sessionDirty) return { text, values }
+    const parse = !this.#tenantStatementParsed
+    this.#tenantStatementParsed = true
+    return { text, values, name: preparedNames[text], parse, returns: tenantId }
   }
 
-  #query(config: object, prefix: PrefixStatement[], callback: Callback, expect?: Submitted['expect'], suffix?: PrefixStatement[]): TenantQuery {
+  /**
+   * The server did not hold the named set_config as this connection believed,
+   * so it skipped the query: a pooler moved the client to another server
+   * connection (or reset the server's session). The pool sends set_config
+   * unnamed from now on. A query that opened its transaction, or ran in an
+   * implicit one, is sent again (after rolling back the BEGIN it came with):
+   * nothing of it ran. In a transaction where statements ran already, it fails
+   * with PREPARED_STATEMENT_LOST; the transaction is aborted.
+   */
+  #recoverLostStatement(query: TenantQuery, expect: Expectation, inTransaction: boolean): void {
+    if (this.#settings.prepared === true) {
+      process.emitWarning(
+        'prisma-tenancy: the server did not hold the prepared set_config statement (a pooler without per-client prepared statements?); this adapter sends it unnamed from now on.',
+        { code: 'PRISMA_TENANCY_PREPARED_STATEMENT_LOST' },
+      )
+    }
+    this.#settings.prepared = false
+    this.#tenantStatementParsed = false
+    const callback = (query as unknown as { callback: Callback }).callback
+    // The deferred BEGIN (and SET TRANSACTION) travel ahead of set_config only with the transaction's first statement.
+    const opensTransaction = expect === 'transaction' && query.prefix.length > 1
+    if (expect !== 'idle' && !opensTransaction) {
+      callback(
+        new TenancyError(
+          'PREPARED_STATEMENT_LOST',
+          `The server connection did not hold the tenant's prepared statement (${query.lostStatement?.message ?? ''}), so the statement was not run and its transaction is aborted. A pooler moved this client between server connections: retry the transaction (the adapter now sends set_config unnamed), and drop tenancyAdapter(url, { preparedTenantStatement: true }) unless the pooler keeps prepared statements per client (PgBouncer >= 1.21 with max_prepared_statements).`,
+          { cause: query.lostStatement },
+        ),
+      )
+      return
+    }
+    const unnamed = query.prefix.map((statement) => (statement.name === undefined ? statement : { text: statement.text, values: statement.values }))
+    const queue = this.#internals._queryQueue
+    queue.unshift(this.#query(query.config, unnamed, callback, expect, query.suffix))
+    if (inTransaction) {
+      queue.unshift(this.#query({ text: 'ROLLBACK' }, [], noop, 'internal'))
+      this.#serverInTransaction = false
+    }
+  }
+
+  #query(config: object, prefix: readonly PrefixStatement[], callback: Callback, expect?: Expectation, suffix?: readonly PrefixStatement[]): TenantQuery {
     const query = new TenantQuery(config, prefix, this, suffix)
     ;(query as unknown as { callback: Callback }).callback = callback
-    this.#expectations.set(query, expect)
+    query.expect = expect
     return query
   }
 
@@ -366,16 +439,14 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     super.query(this.#query({ text }, [], noop, 'internal'))
   }
 
-  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Submitted['expect'], suffix?: PrefixStatement[]): Promise<unknown> | undefined {
+  #send(config: object | string, params: unknown, done: Callback | undefined, prefix: PrefixStatement[], expect: Expectation, suffix?: PrefixStatement[]): Promise<unknown> | undefined {
     const base = typeof config === 'string' ? { text: config } : config
-    const submit = (callback: Callback): void => {
-      super.query(this.#query(params === undefined ? base : { ...base, values: params }, prefix, callback, expect, suffix))
-    }
+    const query = params === undefined ? base : { ...base, values: params }
     if (done !== undefined) {
-      submit(done)
+      super.query(this.#query(query, prefix, done, expect, suffix))
       return undefined
     }
-    return new Promise((resolve, reject) => submit((error, result) => (error ? reject(error) : resolve(result))))
+    return new Promise((resolve, reject) => super.query(this.#query(query, prefix, (error, result) => (error ? reject(error) : resolve(result)), expect, suffix)))
   }
 
   /** Citus mode from the first connection's check, unless forced; refuses what cannot work on Citus. */

@@ -4,7 +4,22 @@ import pg from 'pg'
 export interface PrefixStatement {
   readonly text: string
   readonly values: readonly string[]
+  /**
+   * The fast path (`preparedTenantStatement`): `text` as a named prepared
+   * statement, parsed under this name when `parse` is set, else only bound.
+   */
+  readonly name?: string | undefined
+  readonly parse?: boolean | undefined
+  /** A named statement's first column must be this (set_config returns what it set), else the server's statement of that name is not ours. */
+  readonly returns?: string | undefined
 }
+
+/**
+ * SQLSTATEs of a named statement the server does not hold as the connection
+ * believes (26000: not there, 42P05: already there): behind a pooler that
+ * moves the client between server connections, or after a reset of the server's session.
+ */
+const lostStatementCodes = new Set(['26000', '42P05'])
 
 // The protocol-level parts of pg's Query and Connection this class relies on;
 // @types/pg does not declare them.
@@ -25,6 +40,13 @@ interface QueryInternals {
   handleError(error: Error, connection: WireConnection): void
   handleReadyForQuery(connection: WireConnection): void
 }
+
+/**
+ * What the server's transaction status must be after a query (TenantPgClient):
+ * `control` for the adapter's transaction control, `internal` for the driver's
+ * own resets, queued ahead of the next user's statements, whose state they must not touch.
+ */
+export type Expectation = 'idle' | 'transaction' | 'control' | 'internal' | 'wrapped'
 
 /** What the client learns from a query's life on the wire. */
 export interface QueryObserver {
@@ -54,9 +76,18 @@ export class TenantQuery extends QueryBase {
   readonly #suffix: readonly PrefixStatement[]
   /** The query's own CommandComplete has come: the next ones are the suffix's. */
   #completed = false
+  /** The server refused the prefix's named statement (lostStatementCodes): nothing after it ran, and the caller has not been answered. */
+  #lostStatement: Error | undefined
+  /** A named prefix statement returned something else than its `returns`: whatever the server holds under that name, it did not set this tenant. */
+  #foreignStatement = false
+  /** What the query was made of, for a retry (TenantPgClient) after a lost statement. */
+  readonly config: object
+  /** Set by the client that sends it. */
+  expect: Expectation | undefined
 
   constructor(config: object, prefix: readonly PrefixStatement[], observer?: QueryObserver, suffix: readonly PrefixStatement[] = []) {
     super(config)
+    this.config = config
     this.#prefix = prefix
     this.#observer = observer
     this.#pendingReplies = prefix.length
@@ -64,6 +95,22 @@ export class TenantQuery extends QueryBase {
     // Several statements in one simple-protocol Query would run in one go, past
     // every check of the driver; the extended protocol takes exactly one.
     this.queryMode = 'extended'
+  }
+
+  get prefix(): readonly PrefixStatement[] {
+    return this.#prefix
+  }
+
+  get suffix(): readonly PrefixStatement[] {
+    return this.#suffix
+  }
+
+  get lostStatement(): Error | undefined {
+    return this.#lostStatement
+  }
+
+  get foreignStatement(): boolean {
+    return this.#foreignStatement
   }
 
   /** Fail this query with `error` when its ReadyForQuery arrives, whatever the server answered. */
@@ -74,8 +121,10 @@ export class TenantQuery extends QueryBase {
   override prepare(connection: WireConnection): void {
     this.#observer?.submitted(this)
     for (const statement of this.#prefix) {
-      connection.parse({ text: statement.text })
-      connection.bind({ values: statement.values })
+      const { name } = statement
+      if (name === undefined) connection.parse({ text: statement.text })
+      else if (statement.parse === true) connection.parse({ text: statement.text, name })
+      connection.bind(name === undefined ? { values: statement.values } : { statement: name, values: statement.values })
       connection.execute({})
     }
     super.prepare(connection)
@@ -96,7 +145,11 @@ export class TenantQuery extends QueryBase {
   }
 
   override handleDataRow(msg: unknown): void {
-    if (this.#pendingReplies > 0) return
+    if (this.#pendingReplies > 0) {
+      const statement = this.#prefix[this.#prefix.length - this.#pendingReplies]
+      if (statement?.returns !== undefined && (msg as { fields?: unknown[] }).fields?.[0] !== statement.returns) this.#foreignStatement = true
+      return
+    }
     super.handleDataRow(msg)
   }
 
@@ -111,6 +164,11 @@ export class TenantQuery extends QueryBase {
   }
 
   override handleError(error: Error, connection: WireConnection): void {
+    // An error before the prefix completed: the server skipped everything after it up to Sync, so the query did not run.
+    if (this.#pendingReplies > 0 && lostStatementCodes.has((error as { code?: string }).code ?? '') && this.#prefix.some((statement) => statement.name !== undefined)) {
+      this.#lostStatement = error
+      return
+    }
     super.handleError(this.#observer?.translate(error) ?? error, connection)
   }
 

@@ -6,9 +6,8 @@ import { TenancyError } from '../errors.js'
  * excludes quotes, `;`, NUL and whitespace, so an id never needs quoting in
  * logs or SQL comments (the id itself only ever reaches SQL as a parameter).
  */
-export const defaultTenantIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_-]{1,63}$/, 'a tenant id is 1-63 characters of letters, digits, "_" and "-"')
+const defaultTenantIdPattern = /^[A-Za-z0-9_-]{1,63}$/
+export const defaultTenantIdSchema = z.string().regex(defaultTenantIdPattern, 'a tenant id is 1-63 characters of letters, digits, "_" and "-"')
 
 /** Anything that can check a tenant id: a zod string schema such as `z.uuid()`. */
 export interface TenantIdSchema {
@@ -19,6 +18,8 @@ export type TenantIdValidator = (tenantId: unknown) => string
 
 export function tenantIdValidator(schema: TenantIdSchema = defaultTenantIdSchema): TenantIdValidator {
   return (tenantId) => {
+    // Every operation and forTenant call passes here: a valid id of the default schema is its own result, without zod's parse.
+    if (schema === defaultTenantIdSchema && typeof tenantId === 'string' && defaultTenantIdPattern.test(tenantId)) return tenantId
     const parsed = schema.safeParse(tenantId)
     if (!parsed.success || typeof parsed.data !== 'string') {
       const reason = parsed.success ? 'the schema did not produce a string' : parsed.error.issues.map((issue) => issue.message).join('; ')

@@ -23,7 +23,8 @@ export interface WireRecorder {
 }
 
 interface WireConnection {
-  parse(message: { text: string }): void
+  parse(message: { text: string; name?: string }): void
+  bind(message: { statement?: string }): void
   query(text: string): void
   sync(): void
 }
@@ -34,11 +35,19 @@ export function recordWire(pool: pg.Pool): WireRecorder {
   pool.on('connect', (client) => {
     const id = (connections += 1)
     const connection = (client as unknown as { connection: WireConnection }).connection
-    const { parse, query, sync } = connection
+    const { parse, bind, query, sync } = connection
     let pending: string[] = []
+    // A named statement (preparedTenantStatement) is parsed once, then only bound: each Bind of it is recorded as its text.
+    const named = new Map<string, string>()
     connection.parse = (message) => {
-      pending.push(message.text)
+      if (message.name) named.set(message.name, message.text)
+      else pending.push(message.text)
       parse.call(connection, message)
+    }
+    connection.bind = (message) => {
+      const text = message.statement ? named.get(message.statement) : undefined
+      if (text !== undefined) pending.push(text)
+      bind.call(connection, message)
     }
     connection.sync = () => {
       roundTrips.push({ connection: id, statements: pending })
