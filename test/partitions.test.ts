@@ -140,6 +140,21 @@ describe('a deployed partitioned table', () => {
     expect(filtered).not.toMatch(/events_p_(globex|initech|default)/)
   })
 
+  it("keeps planner estimates per tenant with the tenant filter: a title only another tenant has is estimated from the tenant's own partition", async () => {
+    await withClient(project.url, (client) => client.query(`INSERT INTO events (id, tenant_id, title) SELECT 'globex-x' || g, 'globex', 'only globex' FROM generate_series(1, 40) g; ANALYZE events`))
+    try {
+      const estimate = async (tenant: string, sql: string) => {
+        const rows = await prisma.forTenant(tenant).$queryRawUnsafe<{ 'QUERY PLAN': string }[]>(`EXPLAIN ${sql}`)
+        return Number(/rows=(\d+)/.exec(rows[0]!['QUERY PLAN'])?.[1])
+      }
+      const filtered = (tenant: string) => `SELECT * FROM events WHERE tenant_id = '${tenant}' AND title = 'only globex'`
+      expect(await estimate('globex', filtered('globex'))).toBeGreaterThanOrEqual(30)
+      expect(await estimate('acme', filtered('acme'))).toBe(1)
+    } finally {
+      await withClient(project.url, (client) => client.query(`DELETE FROM events WHERE id LIKE 'globex-x%'; ANALYZE events`))
+    }
+  })
+
   it("with tenancy({ tenantFilter: true }) every model query names the tenant, so PostgreSQL prunes when planning, and isolation holds", async () => {
     const adapter = tenancyAdapter(project.appUrl)
     const wire = recordWire(adapter.pool)
