@@ -228,7 +228,8 @@ describe('a deployed partitioned table', () => {
       const moving = await deployPartitionedProject(db, 'owner')
       const owner = `parts_owner_${db.name.slice(-8)}`
       await withClient(moving.url, async (client) => {
-        await client.query(`CREATE ROLE ${owner} LOGIN BYPASSRLS`)
+        // A password: the embedded server asks for one (the machine's server trusts any).
+        await client.query(`CREATE ROLE ${owner} LOGIN BYPASSRLS PASSWORD '${owner}'`)
         for (const name of ['"Tenant"', 'events', 'events_p_default', 'notes', 'events_seq_seq']) await client.query(`ALTER TABLE ${name} OWNER TO ${owner}`)
         await client.query(`GRANT CREATE ON SCHEMA public TO ${owner}`)
         await client.query(`INSERT INTO "Tenant" (id, name) VALUES ('umbrella', 'Umbrella')`)
@@ -238,6 +239,7 @@ describe('a deployed partitioned table', () => {
         const before = await checksums(moving.url, 'umbrella')
         const ownerUrl = new URL(moving.url)
         ownerUrl.username = owner
+        ownerUrl.password = owner
         const result = await partitionTenant('umbrella', { ...moving.lifecycle, databaseUrl: ownerUrl.toString() })
         expect(result.tables).toMatchObject([{ action: 'moved', moved: 30 }])
         expect(await checksums(moving.url, 'umbrella')).toEqual(before)
