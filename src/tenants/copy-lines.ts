@@ -29,7 +29,8 @@ interface CopyConnection {
  * bytes to `output` as one line, honoring its backpressure (the socket is paused until it drains).
  * The rows never become JavaScript strings: a million rows through FETCH made a string and an array
  * each, and V8 let that garbage pile up to ~100 MB of RSS before collecting it; here they are copied
- * from the socket's buffers into write buffers. `onRow` gets the running row count.
+ * from the socket's buffers into write buffers. `onRow` gets the running row count. Resolves once the
+ * output has called back for every write.
  */
 export function copyLines(client: pg.Client, sql: string, output: Writable, onRow?: (rows: number) => void): Promise<number> {
   return new Promise<number>((resolve, reject) => {
@@ -44,9 +45,17 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
     let rows = 0
     let failed = false
     let paused = false
+    // Writes the output has not called back yet: the copy resolves once it has every byte, not when the server is done.
+    let unwritten = 0
+    let delivered: (() => void) | null = null
     const send = (bytes: Buffer, whole?: Buffer) => {
-      const release = spare === null || whole === undefined ? undefined : () => spare.push(whole)
-      if (output.write(bytes, release) || paused) return
+      unwritten += 1
+      const written = () => {
+        if (spare !== null && whole !== undefined) spare.push(whole)
+        unwritten -= 1
+        if (unwritten === 0) delivered?.()
+      }
+      if (output.write(bytes, written) || paused) return
       paused = true
       connection?.stream.pause()
       output.once('drain', () => {
@@ -119,8 +128,13 @@ export function copyLines(client: pg.Client, sql: string, output: Writable, onRo
       },
       handleReadyForQuery() {
         if (failed) return
-        output.off('error', fail)
-        resolve(rows)
+        const finish = () => {
+          if (failed) return
+          output.off('error', fail)
+          resolve(rows)
+        }
+        if (unwritten === 0) finish()
+        else delivered = finish
       },
       handleError(error: Error) {
         fail(error)
