@@ -18,6 +18,7 @@ import { quoteIdent } from '../src/database/sql-identifiers.js'
 import { paddedKeys, signedContextStatements } from '../src/policy/signed-context.js'
 import { startPostgres } from '../src/testing/postgres-provider.js'
 import { defaultAppRole, uniqueDatabaseName } from '../src/testing/test-server.js'
+import { median, percentile } from './bench/stats.js'
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '50' }, 'per-round': { type: 'string', default: '300' }, json: { type: 'boolean', default: false } } })
 const rounds = Number(args.rounds)
@@ -81,11 +82,11 @@ try {
     }
   }
   // The low end of the rounds: the least the server needed, which other work on the machine only adds to.
-  const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.floor(q * (values.length - 1))]!
-  const base = quantile(runs[0]!.perTransaction, 0.1)
+  const p10Of = (values: number[]) => percentile([...values].sort((a, b) => a - b), 10)
+  const base = p10Of(runs[0]!.perTransaction)
   const results = runs.map((run) => {
-    const p10 = quantile(run.perTransaction, 0.1)
-    return { variant: run.variant.name, server_cpu_us_p10: Math.round(p10 * 10) / 10, server_cpu_us_median: Math.round(quantile(run.perTransaction, 0.5) * 10) / 10, over_unsigned_us: Math.round((p10 - base) * 10) / 10 }
+    const p10 = p10Of(run.perTransaction)
+    return { variant: run.variant.name, server_cpu_us_p10: Math.round(p10 * 10) / 10, server_cpu_us_median: Math.round(median(run.perTransaction) * 10) / 10, over_unsigned_us: Math.round((p10 - base) * 10) / 10 }
   })
   if (args.json) process.stdout.write(`${JSON.stringify({ server: server.kind, rounds, perRound, results })}\n`)
   for (const row of results) process.stderr.write(`${row.variant.padEnd(18)} ${String(row.server_cpu_us_p10).padStart(6)} µs (p10 of ${rounds} rounds)  ${row.over_unsigned_us >= 0 ? '+' : ''}${row.over_unsigned_us} µs over unsigned   median ${row.server_cpu_us_median} µs\n`)
