@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { cpuMicrosSince, summarize, type Summary } from './stats.js'
+import { cpuMicrosSince, median, summarize, type Summary } from './stats.js'
 
 /**
  * One unit of work; `index` picks the tenant and row, so every contender gets
@@ -73,7 +73,9 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
           rounds.flatMap((s) => s.latencies),
           rounds.reduce((sum, s) => sum + s.wallMs, 0),
           rounds.reduce((sum, s) => sum + s.ops, 0),
-          rounds.reduce((sum, s) => sum + s.cpuUs, 0),
+          // The median round, not the sum: a garbage collection, a tier-up or a stall of the virtual
+          // machine lands in one round and would otherwise move the figure by more than the differences it shows.
+          median(rounds.map((s) => s.cpuUs / s.ops)),
         ),
       ]
     }),
@@ -101,5 +103,5 @@ export async function measureRounds<T>(rounds: number, setup: () => Promise<T>, 
       await teardown(prepared)
     }
   }
-  return summarize(durations, durations.reduce((a, b) => a + b, 0), durations.length, cpuUs)
+  return summarize(durations, durations.reduce((a, b) => a + b, 0), durations.length, durations.length > 0 ? cpuUs / durations.length : Number.NaN)
 }

@@ -3,7 +3,10 @@ export interface Summary {
   median_ms: number
   p99_ms: number
   ops_per_s: number
-  /** Node's own CPU (user + system, every thread of this process) over the timed work, per operation; the server's CPU is not in it. */
+  /**
+   * Node's own CPU (user + system, every thread of this process) per operation; the server's CPU is not in it.
+   * For interleaved contenders, the median over the rounds of each round's CPU per operation.
+   */
   cpu_us_per_op: number
   samples: number
 }
@@ -28,13 +31,13 @@ export function cpuMicrosSince(since: NodeJS.CpuUsage): number {
   return user + system
 }
 
-export function summarize(latenciesMs: readonly number[], wallMs: number, ops: number, cpuUs: number): Summary {
+export function summarize(latenciesMs: readonly number[], wallMs: number, ops: number, cpuUsPerOp: number): Summary {
   const sorted = [...latenciesMs].sort((a, b) => a - b)
   return {
     median_ms: median(sorted),
     p99_ms: percentile(sorted, 99),
     ops_per_s: wallMs > 0 ? (ops * 1000) / wallMs : Number.NaN,
-    cpu_us_per_op: ops > 0 ? cpuUs / ops : Number.NaN,
+    cpu_us_per_op: cpuUsPerOp,
     samples: sorted.length,
   }
 }

@@ -7,7 +7,7 @@ import { parseDatabaseUrl } from '../database/connection-url.js'
 import { TenancyError } from '../errors.js'
 import { currentTenantScope } from '../context/tenant-context.js'
 import { markTransactionControl, type PrismaPgAdapterInternals } from './tenancy-transaction.js'
-import { connectionLost, queryRaw, queryTenant, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
+import { connectionLost, ScopedQuery, TenantPgClient, type TenancySettings, type TenantPgClientConfig } from './tenant-pg-client.js'
 
 /**
  * A pg Pool of TenantPgClient connections. pg-pool runs a queued query in the
@@ -45,12 +45,10 @@ export class TenancyPool extends pg.Pool {
     let params = typeof values === 'function' ? undefined : values
     const scope = currentTenantScope()
     if (scope !== undefined && (typeof config === 'string' || (config !== null && typeof config === 'object' && typeof config.submit !== 'function'))) {
-      // One copy of the caller's config carries the tenant and the values (PrismaPg's every query passes here).
-      config = typeof config === 'string' ? { text: config } : { ...config }
-      if (params !== undefined) config.values = params
+      // PrismaPg's every query passes here; its config goes on as it is, the values folded in.
+      const query = typeof config === 'string' ? { text: config } : config
+      config = new ScopedQuery(params === undefined ? query : { ...query, values: params }, scope.tenantId, scope.raw === true)
       params = undefined
-      config[queryTenant] = scope.tenantId
-      config[queryRaw] = scope.raw === true
     }
     if (typeof done === 'function') {
       return super.query(config, params, (error: Error | undefined, result: unknown) => done(error === undefined || error === null ? error : translate(error), result))

@@ -5,10 +5,20 @@ import { quoteLiteral } from '../database/sql-identifiers.js'
 import { TenancyError } from '../errors.js'
 import { TenantQuery, type Expectation, type PrefixStatement, type QueryObserver } from './tenant-query.js'
 
-/** Where TenancyPool.query records the tenant of the caller on a query config. */
-export const queryTenant = Symbol('prisma-tenancy.queryTenant')
-/** Where TenancyPool.query records that the caller's statement is raw SQL of the application. */
-export const queryRaw = Symbol('prisma-tenancy.queryRaw')
+/**
+ * A query with the tenant of its caller, as TenancyPool.query reads it and
+ * pg-pool hands it to the connection it gets. The caller's config travels
+ * as it is: pg copies each query's config by its property descriptors, which
+ * costs twice as much for an object that carries extra (symbol) keys.
+ */
+export class ScopedQuery {
+  constructor(
+    readonly config: { text?: unknown },
+    readonly tenantId: string,
+    /** The caller's statement is raw SQL of the application. */
+    readonly raw: boolean,
+  ) {}
+}
 /**
  * Marks the transaction control that the tenancy adapter's own transaction
  * object sends (tenancy-transaction.ts). Nothing else is control, whatever its text.
@@ -182,6 +192,8 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
   // query(config), query(config, callback) and query(config, values, callback).
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   override query(config: any, values?: any, callback?: any): any {
+    const scoped = config instanceof ScopedQuery ? config : undefined
+    if (scoped !== undefined) config = scoped.config
     if (config === null || typeof config !== 'object' && typeof config !== 'string') return super.query(config)
     const done: Callback | undefined = typeof values === 'function' ? values : typeof callback === 'function' ? callback : undefined
     const params: unknown = typeof values === 'function' ? undefined : values
@@ -194,9 +206,9 @@ export class TenantPgClient extends pg.Client implements QueryObserver {
     if (control !== undefined) return this.#control(control, typeof config === 'string' ? config : String(config.text), done)
 
     const text = typeof config === 'string' ? config : config.text
-    const scope = currentTenantScope()
-    const tenantId: string | undefined = (typeof config === 'object' ? config[queryTenant] : undefined) ?? scope?.tenantId
-    const raw = (typeof config === 'object' && config[queryRaw] === true) || scope?.raw === true
+    const scope = scoped ?? currentTenantScope()
+    const tenantId = scope?.tenantId
+    const raw = scope?.raw === true
     if (this.#state === 'ended') return this.#fail(done, rawTransactionControl('ended the transaction this statement belongs to'))
     if (tenantId === undefined) return this.#refuse(done, this.#state === 'idle' ? 'a statement outside any tenant context' : 'a statement in a transaction with no tenant context')
     if (typeof text === 'string') {

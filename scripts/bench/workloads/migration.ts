@@ -93,7 +93,7 @@ export async function runMigrationWorkload(
     const summaryOf = (n: number) => {
       const measured = deploys.get(n)!
       const times = measured.map((m) => m.ms)
-      return summarize(times, times.reduce((a, b) => a + b, 0), times.length, measured.reduce((sum, m) => sum + m.cpuUs, 0))
+      return summarize(times, times.reduce((a, b) => a + b, 0), times.length, times.length > 0 ? measured.reduce((sum, m) => sum + m.cpuUs, 0) / times.length : Number.NaN)
     }
     const fewest = summaryOf(counts[0]!)
     const results: Result[] = counts.map((n) =>
