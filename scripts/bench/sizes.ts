@@ -23,9 +23,9 @@ export const fullSizes: Sizes = {
 
 /** `--quick`: the same workloads, far fewer rows and rounds; a couple of minutes on 2 cores. */
 export const quickSizes: Sizes = {
-  // The operations at full warm-up and a third of the full run's rounds: with a 200-operation warm-up and
+  // The operations at full warm-up and half the full run's rounds at 1 client: with a 200-operation warm-up and
   // 6 rounds of 40, p99 at 1 client was 2-4 ms (the JIT still compiling) and ratios moved by 0.2 between runs.
-  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 10, concurrentRounds: 3, warmupOps: 1000, opsSingle: 100, opsConcurrent: 25, concurrency: 16, poolSize: 10 },
+  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 10, concurrentRounds: 5, warmupOps: 1000, opsSingle: 100, opsConcurrent: 25, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },
