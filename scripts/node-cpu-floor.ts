@@ -113,7 +113,8 @@ if (args.child !== undefined) {
       if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
       else {
         for (const [variant, count] of perCall) process.stdout.write(`${variant.padEnd(16)} ${Math.round(count).toLocaleString('en')} instructions per findUnique\n`)
-        process.stdout.write(`prisma-tenancy over plain Prisma: +${Math.round(tenancyOverPlain).toLocaleString('en')}; the driver's set_config alone: +${Math.round(driverFloor).toLocaleString('en')}; prisma-tenancy's own: +${Math.round(tenancyOverPlain - driverFloor).toLocaleString('en')} (${((100 * (tenancyOverPlain - driverFloor)) / get('plain-prisma')).toFixed(1)}% of plain Prisma's)\n`)
+        const signed = (count: number) => `${count < 0 ? '−' : '+'}${Math.abs(Math.round(count)).toLocaleString('en')}`
+        process.stdout.write(`prisma-tenancy over plain Prisma: ${signed(tenancyOverPlain)}; the driver's set_config alone: ${signed(driverFloor)}; prisma-tenancy's own: ${signed(tenancyOverPlain - driverFloor)} (${((100 * (tenancyOverPlain - driverFloor)) / get('plain-prisma')).toFixed(1)}% of plain Prisma's)\n`)
       }
     } finally {
       await database.drop()

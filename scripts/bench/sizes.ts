@@ -12,7 +12,7 @@ export interface Sizes {
   partitions: PartitionsSize
 }
 
-/** The full run the README reports; takes tens of minutes on 2 cores. */
+/** The full run the README reports; about 17 minutes on 2 cores. */
 export const fullSizes: Sizes = {
   operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 20, concurrentRounds: 20, warmupOps: 1000, opsSingle: 140, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
@@ -21,7 +21,7 @@ export const fullSizes: Sizes = {
   partitions: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200, removeRows: 10_000, removeRounds: 5 },
 }
 
-/** `--quick`: the same workloads, far fewer rows and rounds; a couple of minutes on 2 cores. */
+/** `--quick`: the same workloads, far fewer rows and rounds; about 4 minutes on 2 cores. */
 export const quickSizes: Sizes = {
   // The operations at full warm-up and half the full run's rounds at 1 client: with a 200-operation warm-up and
   // 6 rounds of 40, p99 at 1 client was 2-4 ms (the JIT still compiling) and ratios moved by 0.2 between runs.
