@@ -95,7 +95,8 @@ if (args.child !== undefined) {
       const tenants = await seedOperationsData(database.adminUrl, { tenants: 10, projects: 2, tasksPerProject: 60 })
       writeFileSync(targetFile, JSON.stringify({ appUrl: database.appUrl, unrestrictedUrl: database.unrestrictedUrl, tenants } satisfies Target))
       const perCall = new Map<Variant, number>()
-      // Two children at a time, one per core; the server's own work is not counted.
+      // Two variants at a time, each at both lengths: four processes; instructions, unlike time, do not depend on
+      // how many run together. The server's own work is not counted.
       for (const pair of [variants.slice(0, 2), variants.slice(2)]) {
         const counts = await Promise.all(pair.flatMap((variant) => [short, long].map((calls) => countInstructions(variant, calls, targetFile))))
         pair.forEach((variant, index) => perCall.set(variant, (counts[2 * index + 1]! - counts[2 * index]!) / (long - short)))
