@@ -23,7 +23,7 @@ import { benchRoles, createBenchDatabase, createRoles, dropRoles } from './bench
 import { plainPrisma, type Contender } from './bench/contenders.js'
 import { seedOperationsData, type TenantFixture } from './bench/fixtures.js'
 import { prismaTenancy } from './bench/prisma-tenancy.js'
-import { openWireFloor, wireBaseline } from './bench/wire-floor.js'
+import { openWireFloor, wireBaseline, wireSetConfig } from './bench/wire-floor.js'
 import { operations } from './bench/workloads/operations.js'
 
 const variants = ['plain-prisma', 'prisma-tenancy', 'pg', 'pg + set_config'] as const
@@ -45,7 +45,7 @@ async function runChild(variant: Variant, calls: number, target: Target): Promis
   if (variant === 'pg' || variant === 'pg + set_config') {
     // openWireFloor also opens the signed variant's connection; any key will do, it is not called here.
     const wire = await openWireFloor(target, { appUrl: target.appUrl, signingKey: 'k'.repeat(43) }, target.tenants)
-    const name = variant === 'pg' ? wireBaseline : 'pg: + set_config in the same write'
+    const name = variant === 'pg' ? wireBaseline : wireSetConfig
     const operation = wire.operations.get(name)
     if (operation === undefined) throw new Error(`no wire variant ${name}`)
     call = (i) => operation(i, 0)
@@ -105,17 +105,13 @@ if (args.child !== undefined) {
       const get = (variant: Variant) => perCall.get(variant)!
       const tenancyOverPlain = get('prisma-tenancy') - get('plain-prisma')
       const driverFloor = get('pg + set_config') - get('pg')
-      const result = {
-        instructions_per_call: Object.fromEntries(perCall),
-        tenancy_over_plain: tenancyOverPlain,
-        driver_floor: driverFloor,
-        tenancy_over_floor: tenancyOverPlain - driverFloor,
-      }
+      const tenancyOverFloor = tenancyOverPlain - driverFloor
+      const result = { instructions_per_call: Object.fromEntries(perCall), tenancy_over_plain: tenancyOverPlain, driver_floor: driverFloor, tenancy_over_floor: tenancyOverFloor }
       if (args.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
       else {
         for (const [variant, count] of perCall) process.stdout.write(`${variant.padEnd(16)} ${Math.round(count).toLocaleString('en')} instructions per findUnique\n`)
         const signed = (count: number) => `${count < 0 ? '−' : '+'}${Math.abs(Math.round(count)).toLocaleString('en')}`
-        process.stdout.write(`prisma-tenancy over plain Prisma: ${signed(tenancyOverPlain)}; the driver's set_config alone: ${signed(driverFloor)}; prisma-tenancy's own: ${signed(tenancyOverPlain - driverFloor)} (${((100 * (tenancyOverPlain - driverFloor)) / get('plain-prisma')).toFixed(1)}% of plain Prisma's)\n`)
+        process.stdout.write(`prisma-tenancy over plain Prisma: ${signed(tenancyOverPlain)}; the driver's set_config alone: ${signed(driverFloor)}; prisma-tenancy's own: ${signed(tenancyOverFloor)} (${((100 * tenancyOverFloor) / get('plain-prisma')).toFixed(1)}% of plain Prisma's)\n`)
       }
     } finally {
       await database.drop()

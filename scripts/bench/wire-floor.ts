@@ -13,6 +13,8 @@ const withTenantFilterSql = findUniqueSql.replace('AND 1=1', 'AND "public"."task
 
 export const wireWorkload = 'findUnique-wire'
 export const wireBaseline = 'pg: findUnique SQL alone'
+/** The driver's part of the floor: set_config in the same write, no policy. */
+export const wireSetConfig = 'pg: + set_config in the same write'
 /** What prisma-tenancy puts on the wire: with the baseline and plain Prisma's row, it gives the floor of the design. */
 export const tenancyWire = "pg: + set_config + policy (prisma-tenancy's wire)"
 
@@ -20,7 +22,7 @@ export const tenancyWire = "pg: + set_config + policy (prisma-tenancy's wire)"
 const variants = [
   { name: wireBaseline, role: 'unrestricted', setTenant: false, filter: false },
   { name: 'pg: + WHERE tenant_id = $4', role: 'unrestricted', setTenant: false, filter: true },
-  { name: 'pg: + set_config in the same write', role: 'unrestricted', setTenant: true, filter: false },
+  { name: wireSetConfig, role: 'unrestricted', setTenant: true, filter: false },
   { name: tenancyWire, role: 'app', setTenant: true, filter: false },
   { name: 'pg: + signed set_config + signed policy (generate --signed)', role: 'signed', setTenant: true, filter: false },
 ] as const
