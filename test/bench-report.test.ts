@@ -109,3 +109,23 @@ describe('bench report', () => {
     )
   })
 })
+
+describe('bench ratios', () => {
+  // Round by round the contender is at 0.9 of the baseline's throughput and 20 µs over its CPU, while the
+  // machine's speed drifts; the medians of each contender's own rounds come from different moments.
+  const baseline: Summary = { ...summary(1, 1000, 100), rounds: { ops_per_s: [1000, 2000, 3000], cpu_us_per_op: [100, 60, 40] } }
+  const contender: Summary = { ...summary(1.1, 1800, 80), rounds: { ops_per_s: [900, 1800, 2700], cpu_us_per_op: [120, 80, 60] } }
+
+  it("divides each interleaved round by the baseline's round of the same rotation, then takes the median", () => {
+    const result = toResult('update', 16, 'prisma-tenancy', contender, { label: 'plain-prisma', summary: baseline }, true)
+    expect(result.throughput_ratio).toBe(0.9)
+    expect(result.cpu_delta_us_per_op).toBe(20)
+  })
+
+  it('divides the two medians where the rounds cannot be paired', () => {
+    const unpaired = { ...contender, rounds: { ops_per_s: [900, 1800], cpu_us_per_op: [120, 80] } }
+    const result = toResult('update', 16, 'prisma-tenancy', unpaired, { label: 'plain-prisma', summary: baseline }, true)
+    expect(result.throughput_ratio).toBe(1.8)
+    expect(result.cpu_delta_us_per_op).toBe(-20)
+  })
+})

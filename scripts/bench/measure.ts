@@ -80,6 +80,7 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
           // the server or a stall of the virtual machine lands in one round of one contender and would
           // otherwise move its figures by more than the differences they show.
           ops_per_s: median(rounds.map((s) => (s.ops * 1000) / s.wallMs)),
+          rounds: { ops_per_s: rounds.map((s) => (s.ops * 1000) / s.wallMs), cpu_us_per_op: rounds.map((s) => s.cpuUs / s.ops) },
         },
       ]
     }),

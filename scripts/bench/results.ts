@@ -1,4 +1,4 @@
-import type { Summary } from './stats.js'
+import { median, type Summary } from './stats.js'
 
 /** One line of the report, in the JSON shape `npm run bench -- --json` documents. */
 export interface Result {
@@ -10,11 +10,17 @@ export interface Result {
   ops_per_s: number
   /** This contender's median over the baseline's median for the same workload and client count. */
   ratio: number
-  /** This contender's throughput over the baseline's: below 1 is slower. */
+  /**
+   * This contender's throughput over the baseline's: below 1 is slower. For interleaved contenders, the
+   * median over the rounds of each round's ratio to the baseline's round of the same rotation.
+   */
   throughput_ratio: number
   /** Node's CPU (user + system) over the timed loop, per operation, in microseconds; PostgreSQL's is not in it. */
   cpu_us_per_op: number
-  /** `cpu_us_per_op` minus the baseline's: what this contender costs the application's CPU on top of it. */
+  /**
+   * `cpu_us_per_op` minus the baseline's: what this contender costs the application's CPU on top of it;
+   * for interleaved contenders, the median of the differences round by round.
+   */
   cpu_delta_us_per_op: number
   /** What both ratios divide by. */
   baseline: string
@@ -36,6 +42,26 @@ export interface WorkloadOutcome {
 
 const round = (value: number, digits: number) => Number(value.toFixed(digits))
 
+/**
+ * A contender's figure against the baseline's: round by round where both were
+ * measured in the same interleaved rounds, then the median of those, else the
+ * two medians. A round of every contender takes a second or two, and these
+ * machines' speed drifts over minutes: within one rotation both saw the same
+ * machine, so the drift cancels out of the pair instead of landing on whichever
+ * contender's median round it happened in.
+ */
+function paired(
+  summary: Summary,
+  baseline: Summary,
+  figure: 'ops_per_s' | 'cpu_us_per_op',
+  compare: (contender: number, baseline: number) => number,
+): number {
+  const mine = summary.rounds?.[figure]
+  const theirs = baseline.rounds?.[figure]
+  if (mine === undefined || theirs === undefined || mine.length !== theirs.length || mine.length === 0) return compare(summary[figure], baseline[figure])
+  return median(mine.map((value, index) => compare(value, theirs[index]!)))
+}
+
 export function toResult(
   workload: string,
   clients: number,
@@ -52,9 +78,9 @@ export function toResult(
     p99_ms: round(summary.p99_ms, 3),
     ops_per_s: round(summary.ops_per_s, 1),
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
-    throughput_ratio: baseline.summary === undefined ? Number.NaN : round(summary.ops_per_s / baseline.summary.ops_per_s, 3),
+    throughput_ratio: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'ops_per_s', (a, b) => a / b), 3),
     cpu_us_per_op: round(summary.cpu_us_per_op, 1),
-    cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(summary.cpu_us_per_op - baseline.summary.cpu_us_per_op, 1),
+    cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'cpu_us_per_op', (a, b) => a - b), 1),
     baseline: baseline.label,
     is_baseline: summary === baseline.summary,
     rls,

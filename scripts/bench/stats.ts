@@ -9,6 +9,11 @@ export interface Summary {
    */
   cpu_us_per_op: number
   samples: number
+  /**
+   * Interleaved contenders: each measured round's throughput and CPU per operation, in round order, so
+   * a ratio can pair a contender's round with the baseline's round of the same rotation (toResult).
+   */
+  rounds?: { ops_per_s: readonly number[]; cpu_us_per_op: readonly number[] } | undefined
 }
 
 /** Nearest-rank percentile: a value that was actually observed, never an interpolation. */
