@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { renderChart, wireFloor } from '../scripts/bench/chart.js'
+import { renderChart } from '../scripts/bench/chart.js'
 import type { Machine } from '../scripts/bench/machine.js'
 import { formatReport, type Report } from '../scripts/bench/report.js'
 import { toResult, toResults } from '../scripts/bench/results.js'
 import type { Summary } from '../scripts/bench/stats.js'
-import { tenancyWire, wireBaseline, wireWorkload } from '../scripts/bench/wire-floor.js'
+import { fastPathWire, tenancyWire, throughputFloors, throughputWireBaseline, wireBaseline, wireFloor, wireWorkload } from '../scripts/bench/wire-floor.js'
 
 const machine: Machine = {
   cpus: 2,
@@ -127,5 +127,32 @@ describe('bench ratios', () => {
     const result = toResult('update', 16, 'prisma-tenancy', unpaired, { label: 'plain-prisma', summary: baseline }, true)
     expect(result.throughput_ratio).toBe(1.8)
     expect(result.cpu_delta_us_per_op).toBe(-20)
+  })
+})
+
+describe('throughput floor', () => {
+  // Times per operation: the bare driver 100 µs, prisma-tenancy's wire 120, the fast path's 110; plain Prisma 200, prisma-tenancy 230.
+  const results = side(
+    'findMany-50-wire',
+    16,
+    [
+      [throughputWireBaseline, summary(1, 10_000, 50)],
+      [tenancyWire, summary(1, 1e6 / 120, 60)],
+      [fastPathWire, summary(1, 1e6 / 110, 60)],
+      ['plain-prisma', summary(2, 5000, 200)],
+      ['prisma-tenancy', summary(2, 1e6 / 230, 220)],
+    ],
+    throughputWireBaseline,
+  )
+
+  it("adds what each wire form costs the bare driver to plain Prisma's time per operation", () => {
+    const floors = throughputFloors(results)
+    expect(floors.map((f) => [f.workload, f.clients, f.mode])).toEqual([['findMany-50', 16, 'default']])
+    expect(floors[0]!.floor).toBeCloseTo(200 / 220, 3)
+    expect(floors[0]!.measured).toBeCloseTo(200 / 230, 3)
+  })
+
+  it('states the floor next to the measured throughput in the report', () => {
+    expect(formatReport({ machine, results, unavailable: [] })).toContain('findMany-50/16 default: floor 0.91×, measured 0.87×')
   })
 })

@@ -1,6 +1,6 @@
 import { contenderLabel, type Report } from './report.js'
 import type { Result } from './results.js'
-import { tenancyWire, wireBaseline, wireWorkload } from './wire-floor.js'
+import { wireFloor } from './wire-floor.js'
 
 /** Contenders of one workload and client count, every one divided by the same baseline. */
 interface Group {
@@ -8,19 +8,6 @@ interface Group {
   clients: number
   baseline: string
   rows: Result[]
-}
-
-/**
- * Where prisma-tenancy's findUnique would be if Prisma Client and the tenancy
- * pool cost nothing over plain Prisma: plain Prisma plus what the setting and
- * the policy add on the bare driver, over plain Prisma (findUnique-wire rows,
- * all from the same rounds). Undefined when the run has no such rows.
- */
-export function wireFloor(results: readonly Result[]): number | undefined {
-  const median = (contender: string) => results.find((r) => r.workload === wireWorkload && r.contender === contender)?.median_ms
-  const [alone, tenancy, plain] = [median(wireBaseline), median(tenancyWire), median('plain-prisma')]
-  if (alone === undefined || tenancy === undefined || plain === undefined) return undefined
-  return (plain + tenancy - alone) / plain
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Machine } from './machine.js'
 import type { Result, Unavailable } from './results.js'
+import { throughputFloors } from './wire-floor.js'
 
 export interface Report {
   machine: Machine
@@ -65,6 +66,14 @@ export function formatReport(report: Report): string {
   for (const { contender, reason } of report.unavailable) lines.push(`not measured: ${contender}: ${reason}`)
   const overPlain = tenancyCpuOverPlainPrisma(report.results)
   if (overPlain.length > 0) lines.push('', `prisma-tenancy's Node CPU per operation over plain Prisma's: ${overPlain.join(', ')}`)
+  const floors = throughputFloors(report.results)
+  if (floors.length > 0) {
+    lines.push(
+      '',
+      "Throughput floor (plain Prisma's time per operation + what the wire form adds to the bare driver's, over plain Prisma's) and prisma-tenancy's throughput over plain Prisma's in the same rounds:",
+      ...floors.map((f) => `  ${f.workload}/${f.clients} ${f.mode}: floor ${number(f.floor, 2)}×, measured ${number(f.measured, 2)}×`),
+    )
+  }
   lines.push(
     '',
     'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.',

@@ -3,13 +3,26 @@ import { setTenantSql } from '../../src/client/tenant-pg-client.js'
 import { TenantQuery, type PrefixStatement } from '../../src/client/tenant-query.js'
 import { defaultTenantSetting } from '../../src/context/tenant-setting.js'
 import { signatureSetting, tenantSigner } from '../../src/context/tenant-signature.js'
-import { taskOf, tenantOf, type TenantFixture } from './fixtures.js'
+import { projectOf, taskOf, tenantOf, type TenantFixture } from './fixtures.js'
 import type { Operation } from './measure.js'
+import type { Result } from './results.js'
 
 /** The SQL Prisma 7.10 sends for `task.findUnique({ where: { id } })`, parameters included. */
 const findUniqueSql =
   'SELECT "public"."tasks"."id", "public"."tasks"."tenant_id", "public"."tasks"."project_id", "public"."tasks"."title", "public"."tasks"."done" FROM "public"."tasks" WHERE ("public"."tasks"."id" = $1 AND 1=1) LIMIT $2 OFFSET $3'
 const withTenantFilterSql = findUniqueSql.replace('AND 1=1', 'AND "public"."tasks"."tenant_id" = $4')
+const taskColumns = '"public"."tasks"."id", "public"."tasks"."tenant_id", "public"."tasks"."project_id", "public"."tasks"."title", "public"."tasks"."done"'
+/** What Prisma 7.10 sends for the operations workload's `findMany-50` and `update`, and their parameters. */
+const throughputStatements = {
+  'findMany-50': {
+    text: `SELECT ${taskColumns} FROM "public"."tasks" WHERE ("public"."tasks"."tenant_id" = $1 AND "public"."tasks"."project_id" = $2) ORDER BY "public"."tasks"."id" ASC LIMIT $3 OFFSET $4`,
+    values: (t: TenantFixture, i: number) => [t.id, projectOf(t, i), '50', '0'],
+  },
+  update: {
+    text: `UPDATE "public"."tasks" SET "title" = $1 WHERE ("public"."tasks"."id" = $2 AND 1=1) RETURNING ${taskColumns}`,
+    values: (t: TenantFixture, i: number) => [`updated ${i}`, taskOf(t, i)],
+  },
+} as const
 
 export const wireWorkload = 'findUnique-wire'
 export const wireBaseline = 'pg: findUnique SQL alone'
@@ -17,6 +30,13 @@ export const wireBaseline = 'pg: findUnique SQL alone'
 export const wireSetConfig = 'pg: + set_config in the same write'
 /** What prisma-tenancy puts on the wire: with the baseline and plain Prisma's row, it gives the floor of the design. */
 export const tenancyWire = "pg: + set_config + policy (prisma-tenancy's wire)"
+
+/** The throughput floor's baseline: a workload's SQL through a pool of node-postgres clients, nothing added. */
+export const throughputWireBaseline = "pg: Prisma's SQL alone"
+/** The fast path's wire form: set_config as a statement parsed once per connection, the policy applying. */
+export const fastPathWire = "pg: + prepared set_config + policy (the fast path's wire)"
+/** The workload of a throughput floor's rows: `findMany-50-wire` next to `findMany-50`. */
+export const wireWorkloadOf = (workload: string): string => `${workload}-wire`
 
 /** What each variant adds to the baseline, in the order the report lists them. */
 const variants = [
@@ -29,7 +49,7 @@ const variants = [
 
 type Row = unknown[]
 
-function run(client: pg.Client, config: { text: string; values: string[] }, prefix: PrefixStatement[]): Promise<Row[]> {
+function run(client: pg.ClientBase, config: { text: string; values: string[] }, prefix: PrefixStatement[]): Promise<Row[]> {
   return new Promise((resolve, reject) => {
     const query = new TenantQuery({ ...config, rowMode: 'array' }, prefix)
     ;(query as unknown as { callback: (error: Error | null, result?: { rows: Row[] }) => void }).callback = (error, result) =>
@@ -94,4 +114,107 @@ export async function openWireFloor(
     operations: new Map(variants.map((variant, index) => [variant.name, (i: number) => { const t = tenantOf(tenants, i); return find(index, t.id, taskOf(t, i)) }] as const)),
     close,
   }
+}
+
+const throughputVariants = [
+  { name: throughputWireBaseline, role: 'unrestricted', prepared: undefined },
+  { name: tenancyWire, role: 'app', prepared: false },
+  { name: fastPathWire, role: 'app', prepared: true },
+] as const
+
+/**
+ * The same kind of floor for throughput at many clients: `findMany-50` and
+ * `update` as Prisma sends them, through a pool of node-postgres clients as
+ * large as the contenders' (one per variant), alone and in prisma-tenancy's two
+ * wire forms. At 16 clients on 2 cores the server and the Node process share
+ * the cores, so what set_config and the policy cost the server comes out of
+ * every contender's throughput; this measures that cost without Prisma Client.
+ */
+export async function openThroughputWireFloor(
+  urls: { appUrl: string; unrestrictedUrl: string },
+  tenants: readonly TenantFixture[],
+  poolSize: number,
+): Promise<{ operations: Map<string, Map<string, Operation>>; close(): Promise<void> }> {
+  const pools = throughputVariants.map((variant) => new pg.Pool({ connectionString: variant.role === 'app' ? urls.appUrl : urls.unrestrictedUrl, max: poolSize }))
+  // The bench database is dropped WITH (FORCE) when the workload ends, whatever happened here.
+  for (const pool of pools) pool.on('error', () => undefined)
+  const close = async () => {
+    await Promise.allSettled(pools.map((pool) => pool.end()))
+  }
+  /** Connections of the prepared variant that have parsed the named statement. */
+  const parsed = new WeakSet<pg.PoolClient>()
+  const send = async (index: number, statement: { text: string; values: string[] }, tenantId: string) => {
+    const variant = throughputVariants[index]!
+    const client = await pools[index]!.connect()
+    try {
+      const values = [defaultTenantSetting, tenantId]
+      const prefix: PrefixStatement[] =
+        variant.prepared === undefined ? [] : variant.prepared ? [{ text: setTenantSql, values, name: 'bench_set_tenant', parse: !parsed.has(client) }] : [{ text: setTenantSql, values }]
+      const rows = await run(client, statement, prefix)
+      if (variant.prepared === true) parsed.add(client)
+      return rows
+    } finally {
+      client.release()
+    }
+  }
+  const operations = new Map(
+    Object.entries(throughputStatements).map(([workload, statement]) => [
+      workload,
+      new Map(throughputVariants.map((variant, index) => [variant.name, (i: number) => { const t = tenantOf(tenants, i); return send(index, { text: statement.text, values: statement.values(t, i) }, t.id) }] as const)),
+    ]),
+  )
+  try {
+    const [a, b] = tenants
+    if (a === undefined || b === undefined) throw new Error('the throughput floor needs two tenants')
+    for (const [workload, statement] of Object.entries(throughputStatements)) {
+      for (const [index, variant] of throughputVariants.entries()) {
+        const own = await send(index, { text: statement.text, values: statement.values(a, 0) }, a.id)
+        const foreign = await send(index, { text: statement.text, values: statement.values(a, 0) }, b.id)
+        const expectedOwn = workload === 'update' ? 1 : 50
+        const expectedForeign = variant.role === 'unrestricted' ? expectedOwn : 0
+        if (own.length !== expectedOwn || foreign.length !== expectedForeign) throw new Error(`throughput floor, ${workload}: ${variant.name} returned ${own.length} own and ${foreign.length} foreign rows`)
+      }
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
+  return { operations, close }
+}
+
+/**
+ * Where prisma-tenancy's findUnique would be if Prisma Client and the tenancy
+ * pool cost nothing over plain Prisma: plain Prisma plus what the setting and
+ * the policy add on the bare driver, over plain Prisma (findUnique-wire rows,
+ * all from the same rounds). Undefined when the run has no such rows.
+ */
+export function wireFloor(results: readonly Result[]): number | undefined {
+  const median = (contender: string) => results.find((r) => r.workload === wireWorkload && r.contender === contender)?.median_ms
+  const [alone, tenancy, plain] = [median(wireBaseline), median(tenancyWire), median('plain-prisma')]
+  if (alone === undefined || tenancy === undefined || plain === undefined) return undefined
+  return (plain + tenancy - alone) / plain
+}
+
+/**
+ * The same for throughput at `clients` clients: plain Prisma's time per
+ * operation plus what a wire form adds to the bare driver's, over plain
+ * Prisma's, from the `<workload>-wire` rows; and prisma-tenancy's own
+ * throughput over plain Prisma's in the same rounds. Default mode and fast path.
+ * Times are in units of the bare driver's, from each row's throughput ratio to
+ * it, which pairs the rounds (results.ts): the floor takes the same care as the figures.
+ */
+export function throughputFloors(results: readonly Result[]): { workload: string; clients: number; mode: 'default' | 'fast path'; floor: number; measured: number }[] {
+  return Object.keys(throughputStatements).flatMap((workload) => {
+    const rows = results.filter((r) => r.workload === wireWorkloadOf(workload) && r.baseline === throughputWireBaseline)
+    const time = (contender: string) => {
+      const ratio = rows.find((r) => r.contender === contender)?.throughput_ratio
+      return ratio === undefined || !(ratio > 0) ? undefined : 1 / ratio
+    }
+    const plain = time('plain-prisma')
+    if (plain === undefined) return []
+    return ([['default', tenancyWire, 'prisma-tenancy'], ['fast path', fastPathWire, 'prisma-tenancy (preparedTenantStatement)']] as const).flatMap(([mode, wire, contender]) => {
+      const [wireTime, own] = [time(wire), time(contender)]
+      return wireTime === undefined || own === undefined ? [] : [{ workload, clients: rows[0]!.clients, mode, floor: plain / (plain + wireTime - 1), measured: plain / own }]
+    })
+  })
 }

@@ -4,7 +4,7 @@ import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } f
 import { measureInterleaved, type Operation } from '../measure.js'
 import { prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
-import { openWireFloor, wireBaseline, wireVariantUnderPolicy, wireWorkload } from '../wire-floor.js'
+import { openThroughputWireFloor, openWireFloor, throughputWireBaseline, wireBaseline, wireVariantUnderPolicy, wireWorkload, wireWorkloadOf } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -122,6 +122,23 @@ export async function runOperationsWorkload(
         })
         results.push(...toResults(workload, clients, summaries, { name: 'plain-prisma' }, (name) => rls.get(name) ?? false))
       }
+    }
+    log(`  findMany-50 and update on the wire, without Prisma Client, next to plain Prisma and prisma-tenancy, at ${size.concurrency} clients`)
+    const throughputWire = await openThroughputWireFloor(database, tenants, size.poolSize)
+    try {
+      for (const [workload, variants] of throughputWire.operations) {
+        // Interleaved with the Prisma rows of the same workload, so the floor and the clients come from the same moments.
+        const prismaRows = [...byContender].filter(([name]) => name === 'plain-prisma' || name.startsWith('prisma-tenancy')).map(([name, ops]) => [name, ops.get(workload)!] as const)
+        const summaries = await measureInterleaved(new Map([...variants, ...prismaRows]), {
+          clients: size.concurrency,
+          rounds: size.concurrentRounds,
+          warmupOps: size.warmupOps,
+          opsPerClient: size.opsConcurrent,
+        })
+        results.push(...toResults(wireWorkloadOf(workload), size.concurrency, summaries, { name: throughputWireBaseline }, (name) => rls.get(name) ?? name !== throughputWireBaseline))
+      }
+    } finally {
+      await throughputWire.close()
     }
     log('  findUnique on the wire, without Prisma Client, next to plain Prisma and prisma-tenancy, at 1 client')
     const wire = await openWireFloor(database, signed, tenants)
