@@ -7,11 +7,11 @@ import { projectOf, taskOf, tenantOf, type TenantFixture } from './fixtures.js'
 import type { Operation } from './measure.js'
 import type { Result } from './results.js'
 
-/** The SQL Prisma 7.10 sends for `task.findUnique({ where: { id } })`, parameters included. */
-const findUniqueSql =
-  'SELECT "public"."tasks"."id", "public"."tasks"."tenant_id", "public"."tasks"."project_id", "public"."tasks"."title", "public"."tasks"."done" FROM "public"."tasks" WHERE ("public"."tasks"."id" = $1 AND 1=1) LIMIT $2 OFFSET $3'
-const withTenantFilterSql = findUniqueSql.replace('AND 1=1', 'AND "public"."tasks"."tenant_id" = $4')
+/** The columns Prisma 7.10 selects (and returns) for a task. */
 const taskColumns = '"public"."tasks"."id", "public"."tasks"."tenant_id", "public"."tasks"."project_id", "public"."tasks"."title", "public"."tasks"."done"'
+/** The SQL Prisma 7.10 sends for `task.findUnique({ where: { id } })`, parameters included. */
+const findUniqueSql = `SELECT ${taskColumns} FROM "public"."tasks" WHERE ("public"."tasks"."id" = $1 AND 1=1) LIMIT $2 OFFSET $3`
+const withTenantFilterSql = findUniqueSql.replace('AND 1=1', 'AND "public"."tasks"."tenant_id" = $4')
 /** What Prisma 7.10 sends for the operations workload's `findMany-50` and `update`, and their parameters. */
 const throughputStatements = {
   'findMany-50': {
