@@ -67,6 +67,8 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
   return new Map(
     names.map((name) => {
       const rounds = samples.get(name)!
+      const perSecond = rounds.map((s) => (s.ops * 1000) / s.wallMs)
+      const cpuPerOp = rounds.map((s) => s.cpuUs / s.ops)
       return [
         name,
         {
@@ -74,13 +76,13 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
             rounds.flatMap((s) => s.latencies),
             rounds.reduce((sum, s) => sum + s.wallMs, 0),
             rounds.reduce((sum, s) => sum + s.ops, 0),
-            median(rounds.map((s) => s.cpuUs / s.ops)),
+            median(cpuPerOp),
           ),
           // Both per round, then the median round, not the sum: a garbage collection, a tier-up, a checkpoint of
           // the server or a stall of the virtual machine lands in one round of one contender and would
           // otherwise move its figures by more than the differences they show.
-          ops_per_s: median(rounds.map((s) => (s.ops * 1000) / s.wallMs)),
-          rounds: { ops_per_s: rounds.map((s) => (s.ops * 1000) / s.wallMs), cpu_us_per_op: rounds.map((s) => s.cpuUs / s.ops) },
+          ops_per_s: median(perSecond),
+          rounds: { ops_per_s: perSecond, cpu_us_per_op: cpuPerOp },
         },
       ]
     }),
