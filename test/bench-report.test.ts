@@ -3,7 +3,8 @@ import { renderChart } from '../scripts/bench/chart.js'
 import type { Machine } from '../scripts/bench/machine.js'
 import { formatReport, type Report } from '../scripts/bench/report.js'
 import { toResult, toResults } from '../scripts/bench/results.js'
-import type { Summary } from '../scripts/bench/stats.js'
+import { medianInterval, type Summary } from '../scripts/bench/stats.js'
+import { roundOrder } from '../scripts/bench/measure.js'
 import { fastPathWire, tenancyWire, throughputFloors, throughputWireBaseline, wireBaseline, wireFloor, wireWorkload } from '../scripts/bench/wire-floor.js'
 
 const machine: Machine = {
@@ -126,7 +127,56 @@ describe('bench ratios', () => {
     const unpaired = { ...contender, rounds: { ops_per_s: [900, 1800], cpu_us_per_op: [120, 80] } }
     const result = toResult('update', 16, 'prisma-tenancy', unpaired, { label: 'plain-prisma', summary: baseline }, true)
     expect(result.throughput_ratio).toBe(1.8)
+    expect(result.throughput_ratio_ci95).toBeNull()
     expect(result.cpu_delta_us_per_op).toBe(-20)
+  })
+
+  it('gives the paired throughput ratio a 95% interval from its rounds, and none to the baseline or to too few rounds', () => {
+    // Ten rounds whose ratios to the baseline are 0.80, 0.82, ..., 0.98: the interval is the 2nd and 9th of them.
+    const base: Summary = { ...summary(1, 1000, 100), rounds: { ops_per_s: Array(10).fill(1000), cpu_us_per_op: Array(10).fill(100) } }
+    const mine: Summary = { ...summary(1, 900, 100), rounds: { ops_per_s: [980, 800, 960, 820, 940, 840, 920, 860, 900, 880], cpu_us_per_op: Array(10).fill(100) } }
+    const result = toResult('findMany-50', 16, 'prisma-tenancy', mine, { label: 'plain-prisma', summary: base }, true)
+    expect(result.throughput_ratio).toBe(0.89)
+    expect(result.throughput_ratio_ci95).toEqual([0.82, 0.96])
+    expect(toResult('findMany-50', 16, 'plain-prisma', base, { label: 'plain-prisma', summary: base }, false).throughput_ratio_ci95).toBeNull()
+    expect(toResult('update', 16, 'prisma-tenancy', contender, { label: 'plain-prisma', summary: baseline }, true).throughput_ratio_ci95).toBeNull()
+    expect(formatReport({ machine, results: [result], unavailable: [] })).toContain('0.89× (0.82–0.96)')
+  })
+
+  it('takes the order statistics of the binomial table for the median interval', () => {
+    const ranks = (n: number) => medianInterval(Array.from({ length: n }, (_, i) => n - i))
+    expect(ranks(5)).toBeUndefined()
+    expect([6, 10, 20, 30, 40].map(ranks)).toEqual([[1, 6], [2, 9], [6, 15], [10, 21], [14, 27]])
+  })
+})
+
+describe('round order', () => {
+  const predecessors = (n: number, rounds: number) => {
+    const counts = new Map<string, number>()
+    for (let round = 0; round < rounds; round++) {
+      const order = roundOrder(n, round)
+      expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i))
+      order.slice(1).forEach((contender, i) => counts.set(`${order[i]}>${contender}`, (counts.get(`${order[i]}>${contender}`) ?? 0) + 1))
+    }
+    return counts
+  }
+
+  it.each([2, 4, 6, 8])('puts each of %i contenders right after every other once in as many rounds', (n) => {
+    const counts = predecessors(n, n)
+    expect(counts.size).toBe(n * (n - 1))
+    expect(new Set(counts.values())).toEqual(new Set([1]))
+  })
+
+  it.each([3, 5, 7])('puts each of %i contenders right after every other twice in twice as many rounds', (n) => {
+    const counts = predecessors(n, 2 * n)
+    expect(counts.size).toBe(n * (n - 1))
+    expect(new Set(counts.values())).toEqual(new Set([2]))
+  })
+
+  it('gives every contender every position equally often', () => {
+    const positions = Array.from({ length: 6 }, () => Array(6).fill(0) as number[])
+    for (let round = 0; round < 6; round++) roundOrder(6, round).forEach((contender, position) => (positions[contender]![position] = (positions[contender]![position] ?? 0) + 1))
+    expect(positions).toEqual(Array.from({ length: 6 }, () => Array(6).fill(1)))
   })
 })
 

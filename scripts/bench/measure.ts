@@ -47,10 +47,27 @@ export interface Plan {
 }
 
 /**
+ * The order of `n` contenders in round `round`: a Williams design, a Latin
+ * square in which every contender also comes right after every other equally
+ * often (once each over n rounds, twice over 2n when n is odd). A plain
+ * rotation also gives every contender every position, but always puts the
+ * same neighbour before it, so what one contender leaves behind (garbage for
+ * the next collection, dirty pages for the writer, rows for autovacuum) would
+ * land on the same other contender in every round.
+ */
+export function roundOrder(n: number, round: number): number[] {
+  const cycle = n % 2 === 0 ? n : 2 * n
+  const r = round % cycle
+  // First row 0, 1, n-1, 2, n-2, ...; row r adds r to each (mod n); an odd n adds the mirror of those rows.
+  const row = Array.from({ length: n }, (_, j) => ((j === 0 ? 0 : j % 2 === 1 ? (j + 1) / 2 : n - j / 2) + r) % n)
+  return r < n ? row : row.reverse()
+}
+
+/**
  * Measures several contenders on the same operation, interleaved: each round
- * runs every contender once, in an order that rotates from round to round,
- * so drift in machine load (other processes, autovacuum) spreads over all
- * contenders instead of landing on whichever ran last.
+ * runs every contender once, in an order that changes from round to round
+ * (roundOrder), so drift in machine load (other processes, autovacuum)
+ * spreads over all contenders instead of landing on whichever ran last.
  */
 export async function measureInterleaved(operations: ReadonlyMap<string, Operation>, plan: Plan): Promise<Map<string, Summary>> {
   const names = [...operations.keys()]
@@ -58,8 +75,8 @@ export async function measureInterleaved(operations: ReadonlyMap<string, Operati
   for (const name of names) await runClients(operations.get(name)!, plan.clients, warmupPerClient, 0)
   const samples = new Map<string, Sample[]>(names.map((name) => [name, []]))
   for (let round = 0; round < plan.rounds; round++) {
-    for (let i = 0; i < names.length; i++) {
-      const name = names[(i + round) % names.length]!
+    for (const index of roundOrder(names.length, round)) {
+      const name = names[index]!
       const firstIndex = (round + 1) * plan.clients * plan.opsPerClient
       samples.get(name)!.push(await runClients(operations.get(name)!, plan.clients, plan.opsPerClient, firstIndex))
     }

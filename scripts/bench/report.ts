@@ -49,7 +49,7 @@ export function formatReport(report: Report): string {
     number(r.p99_ms, 3),
     number(r.ops_per_s, 0),
     `${number(r.ratio, 2)}×`,
-    `${number(r.throughput_ratio, 2)}×`,
+    `${number(r.throughput_ratio, 2)}×${r.throughput_ratio_ci95 === null ? '' : ` (${number(r.throughput_ratio_ci95[0], 2)}–${number(r.throughput_ratio_ci95[1], 2)})`}`,
     number(r.cpu_us_per_op, 1),
     r.is_baseline ? '' : signed(r.cpu_delta_us_per_op),
   ])
@@ -76,7 +76,7 @@ export function formatReport(report: Report): string {
   }
   lines.push(
     '',
-    'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput; same workload, client count, run and rows.',
+    'ratio = contender median / baseline median; ops/s ratio = contender throughput / baseline throughput, the median of round-by-round ratios, with its 95% confidence interval in brackets; same workload, client count, run and rows.',
     "CPU µs/op = this Node process's user + system CPU over the timed rounds / operations (PostgreSQL's CPU is not in it); CPU Δ = minus the baseline's.",
   )
   return lines.join('\n')

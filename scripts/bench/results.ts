@@ -1,4 +1,4 @@
-import { median, type Summary } from './stats.js'
+import { median, medianInterval, type Summary } from './stats.js'
 
 /** One line of the report, in the JSON shape `npm run bench -- --json` documents. */
 export interface Result {
@@ -15,6 +15,12 @@ export interface Result {
    * median over the rounds of each round's ratio to the baseline's round of the same rotation.
    */
   throughput_ratio: number
+  /**
+   * A 95% confidence interval for `throughput_ratio`, from its round-by-round ratios (stats.ts,
+   * medianInterval); null where the rounds cannot be paired or are too few. On these shared
+   * 2-core machines one round's ratio ranges over ±30%, so the interval says how far the figure is known.
+   */
+  throughput_ratio_ci95: [number, number] | null
   /** Node's CPU (user + system) over the timed loop, per operation, in microseconds; PostgreSQL's is not in it. */
   cpu_us_per_op: number
   /**
@@ -56,10 +62,28 @@ function paired(
   figure: 'ops_per_s' | 'cpu_us_per_op',
   compare: (contender: number, baseline: number) => number,
 ): number {
+  const rounds = pairedRounds(summary, baseline, figure, compare)
+  return rounds === undefined ? compare(summary[figure], baseline[figure]) : median(rounds)
+}
+
+/** Each round's figure against the baseline's round of the same rotation; undefined where the rounds do not pair. */
+function pairedRounds(
+  summary: Summary,
+  baseline: Summary,
+  figure: 'ops_per_s' | 'cpu_us_per_op',
+  compare: (contender: number, baseline: number) => number,
+): number[] | undefined {
   const mine = summary.rounds?.[figure]
   const theirs = baseline.rounds?.[figure]
-  if (mine === undefined || theirs === undefined || mine.length !== theirs.length || mine.length === 0) return compare(summary[figure], baseline[figure])
-  return median(mine.map((value, index) => compare(value, theirs[index]!)))
+  if (mine === undefined || theirs === undefined || mine.length !== theirs.length || mine.length === 0) return undefined
+  return mine.map((value, index) => compare(value, theirs[index]!))
+}
+
+function throughputInterval(summary: Summary, baseline: Summary | undefined): [number, number] | null {
+  if (baseline === undefined || summary === baseline) return null
+  const rounds = pairedRounds(summary, baseline, 'ops_per_s', (a, b) => a / b)
+  const interval = rounds === undefined ? undefined : medianInterval(rounds)
+  return interval === undefined ? null : [round(interval[0], 3), round(interval[1], 3)]
 }
 
 export function toResult(
@@ -79,6 +103,7 @@ export function toResult(
     ops_per_s: round(summary.ops_per_s, 1),
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
     throughput_ratio: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'ops_per_s', (a, b) => a / b), 3),
+    throughput_ratio_ci95: throughputInterval(summary, baseline.summary),
     cpu_us_per_op: round(summary.cpu_us_per_op, 1),
     cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'cpu_us_per_op', (a, b) => a - b), 1),
     baseline: baseline.label,

@@ -14,7 +14,7 @@ export interface Sizes {
 
 /** The full run the README reports; about 17 minutes on 2 cores. */
 export const fullSizes: Sizes = {
-  operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 20, concurrentRounds: 20, warmupOps: 1000, opsSingle: 140, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
+  operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 20, concurrentRounds: 40, warmupOps: 1000, opsSingle: 140, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 5, schemaPerTenantMax: 10_000 },
   verifier: { tables: 500, rounds: 3 },
@@ -23,9 +23,11 @@ export const fullSizes: Sizes = {
 
 /** `--quick`: the same workloads, far fewer rows and rounds; about 4 minutes on 2 cores. */
 export const quickSizes: Sizes = {
+  // At 16 clients one round's throughput ratio ranges over ±30% on these machines: with 10 rounds the median moved by
+  // ±0.1 between runs (findMany-50: 0.75-0.96), so 30, whose 95% interval is the 10th to the 21st round.
   // The operations at full warm-up and half the full run's rounds at 1 client: with a 200-operation warm-up and
   // 6 rounds of 40, p99 at 1 client was 2-4 ms (the JIT still compiling) and ratios moved by 0.2 between runs.
-  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 10, concurrentRounds: 10, warmupOps: 1000, opsSingle: 100, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
+  operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 10, concurrentRounds: 30, warmupOps: 1000, opsSingle: 100, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
   verifier: { tables: 100, rounds: 1 },
