@@ -12,7 +12,7 @@ export interface Sizes {
   partitions: PartitionsSize
 }
 
-/** The full run the README reports; about 17 minutes on 2 cores. */
+/** The full run the README reports; 20–30 minutes on 2 cores. */
 export const fullSizes: Sizes = {
   operations: { tenants: 10, projectsPerTenant: 4, tasksPerProject: 100, rounds: 20, concurrentRounds: 40, warmupOps: 1000, opsSingle: 140, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
   rows: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200 },
@@ -21,7 +21,7 @@ export const fullSizes: Sizes = {
   partitions: { tenants: 1000, rowsPerTenant: 1000, rounds: 7, warmupOps: 50, opsPerRound: 200, removeRows: 10_000, removeRounds: 5 },
 }
 
-/** `--quick`: the same workloads, far fewer rows and rounds; about 4 minutes on 2 cores. */
+/** `--quick`: the same workloads, far fewer rows and rounds; about 10 minutes on 2 cores. */
 export const quickSizes: Sizes = {
   // At 16 clients one round's throughput ratio ranges over ±30% on these machines: with 10 rounds the median moved by
   // ±0.1 between runs (findMany-50: 0.75-0.96), so 30, whose 95% interval is the 10th to the 21st round.
