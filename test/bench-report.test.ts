@@ -117,7 +117,7 @@ describe('bench ratios', () => {
   const baseline: Summary = { ...summary(1, 1000, 100), rounds: { ops_per_s: [1000, 2000, 3000], cpu_us_per_op: [100, 60, 40] } }
   const contender: Summary = { ...summary(1.1, 1800, 80), rounds: { ops_per_s: [900, 1800, 2700], cpu_us_per_op: [120, 80, 60] } }
 
-  it("divides each interleaved round by the baseline's round of the same rotation, then takes the median", () => {
+  it("divides each interleaved round by the baseline's round of the same pass, then takes the median", () => {
     const result = toResult('update', 16, 'prisma-tenancy', contender, { label: 'plain-prisma', summary: baseline }, true)
     expect(result.throughput_ratio).toBe(0.9)
     expect(result.cpu_delta_us_per_op).toBe(20)

@@ -12,7 +12,7 @@ export interface Result {
   ratio: number
   /**
    * This contender's throughput over the baseline's: below 1 is slower. For interleaved contenders, the
-   * median over the rounds of each round's ratio to the baseline's round of the same rotation.
+   * median over the rounds of each round's ratio to the baseline's round of the same pass.
    */
   throughput_ratio: number
   /**
@@ -52,7 +52,7 @@ const round = (value: number, digits: number) => Number(value.toFixed(digits))
  * A contender's figure against the baseline's: round by round where both were
  * measured in the same interleaved rounds, then the median of those, else the
  * two medians. A round of every contender takes a second or two, and these
- * machines' speed drifts over minutes: within one rotation both saw the same
+ * machines' speed drifts over minutes: within one pass both saw the same
  * machine, so the drift cancels out of the pair instead of landing on whichever
  * contender's median round it happened in.
  */
@@ -66,7 +66,7 @@ function paired(
   return rounds === undefined ? compare(summary[figure], baseline[figure]) : median(rounds)
 }
 
-/** Each round's figure against the baseline's round of the same rotation; undefined where the rounds do not pair. */
+/** Each round's figure against the baseline's round of the same pass; undefined where the rounds do not pair. */
 function pairedRounds(
   summary: Summary,
   baseline: Summary,

@@ -11,7 +11,7 @@ export interface Summary {
   samples: number
   /**
    * Interleaved contenders: each measured round's throughput and CPU per operation, in round order, so
-   * a ratio can pair a contender's round with the baseline's round of the same rotation (toResult).
+   * a ratio can pair a contender's round with the baseline's round of the same pass (toResult).
    */
   rounds?: { ops_per_s: readonly number[]; cpu_us_per_op: readonly number[] } | undefined
 }
