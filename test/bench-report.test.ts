@@ -156,7 +156,10 @@ describe('round order', () => {
     for (let round = 0; round < rounds; round++) {
       const order = roundOrder(n, round)
       expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: n }, (_, i) => i))
-      order.slice(1).forEach((contender, i) => counts.set(`${order[i]}>${contender}`, (counts.get(`${order[i]}>${contender}`) ?? 0) + 1))
+      order.slice(1).forEach((contender, i) => {
+        const pair = `${order[i]}>${contender}`
+        counts.set(pair, (counts.get(pair) ?? 0) + 1)
+      })
     }
     return counts
   }

@@ -61,29 +61,21 @@ function paired(
   baseline: Summary,
   figure: 'ops_per_s' | 'cpu_us_per_op',
   compare: (contender: number, baseline: number) => number,
-): number {
-  const rounds = pairedRounds(summary, baseline, figure, compare)
-  return rounds === undefined ? compare(summary[figure], baseline[figure]) : median(rounds)
-}
-
-/** Each round's figure against the baseline's round of the same pass; undefined where the rounds do not pair. */
-function pairedRounds(
-  summary: Summary,
-  baseline: Summary,
-  figure: 'ops_per_s' | 'cpu_us_per_op',
-  compare: (contender: number, baseline: number) => number,
-): number[] | undefined {
+): { value: number; rounds: number[] | undefined } {
   const mine = summary.rounds?.[figure]
   const theirs = baseline.rounds?.[figure]
-  if (mine === undefined || theirs === undefined || mine.length !== theirs.length || mine.length === 0) return undefined
-  return mine.map((value, index) => compare(value, theirs[index]!))
+  if (mine === undefined || theirs === undefined || mine.length !== theirs.length || mine.length === 0) {
+    return { value: compare(summary[figure], baseline[figure]), rounds: undefined }
+  }
+  // Each round against the baseline's round of the same pass.
+  const rounds = mine.map((value, index) => compare(value, theirs[index]!))
+  return { value: median(rounds), rounds }
 }
 
-function throughputInterval(summary: Summary, baseline: Summary | undefined): [number, number] | null {
-  if (baseline === undefined || summary === baseline) return null
-  const rounds = pairedRounds(summary, baseline, 'ops_per_s', (a, b) => a / b)
-  const interval = rounds === undefined ? undefined : medianInterval(rounds)
-  return interval === undefined ? null : [round(interval[0], 3), round(interval[1], 3)]
+/** The 95% interval of a paired figure's median, from its rounds; null where it has none (unpaired, too few rounds). */
+function interval(rounds: readonly number[] | undefined): [number, number] | null {
+  const bounds = rounds === undefined ? undefined : medianInterval(rounds)
+  return bounds === undefined ? null : [round(bounds[0], 3), round(bounds[1], 3)]
 }
 
 export function toResult(
@@ -94,6 +86,7 @@ export function toResult(
   baseline: { label: string; summary: Summary | undefined },
   rls: boolean,
 ): Result {
+  const throughput = baseline.summary === undefined ? undefined : paired(summary, baseline.summary, 'ops_per_s', (a, b) => a / b)
   return {
     workload,
     clients,
@@ -102,10 +95,10 @@ export function toResult(
     p99_ms: round(summary.p99_ms, 3),
     ops_per_s: round(summary.ops_per_s, 1),
     ratio: baseline.summary === undefined ? Number.NaN : round(summary.median_ms / baseline.summary.median_ms, 3),
-    throughput_ratio: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'ops_per_s', (a, b) => a / b), 3),
-    throughput_ratio_ci95: throughputInterval(summary, baseline.summary),
+    throughput_ratio: throughput === undefined ? Number.NaN : round(throughput.value, 3),
+    throughput_ratio_ci95: throughput === undefined || summary === baseline.summary ? null : interval(throughput.rounds),
     cpu_us_per_op: round(summary.cpu_us_per_op, 1),
-    cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'cpu_us_per_op', (a, b) => a - b), 1),
+    cpu_delta_us_per_op: baseline.summary === undefined ? Number.NaN : round(paired(summary, baseline.summary, 'cpu_us_per_op', (a, b) => a - b).value, 1),
     baseline: baseline.label,
     is_baseline: summary === baseline.summary,
     rls,
