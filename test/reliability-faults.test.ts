@@ -100,7 +100,7 @@ async function soakUnderFault(database: TestDatabase, fault: Fault, options: { a
 }
 
 /** What must hold after every fault: coded errors, no leak, no partial write, no tenant-less SQL, and a pool that works again. */
-function expectSurvived(run: FaultRun, options: { hitsEveryTenant?: boolean } = {}): void {
+function expectSurvived(run: FaultRun, options: { stopsTheServer?: boolean } = {}): void {
   const { result, after } = run
   console.info(
     `fault soak: ${JSON.stringify({ injected: run.injected, operations: result.operations, succeeded: result.succeeded, errors: result.errors, landedAfterError: result.reconciliation.landedAfterError, latencyMs: result.latencyMs })}`,
@@ -113,9 +113,17 @@ function expectSurvived(run: FaultRun, options: { hitsEveryTenant?: boolean } = 
     tenantlessStatements: result.tenantlessStatements,
   }).toEqual({ uncodedErrors: [], leaks: [], leakedSettings: [], mismatches: [], tenantlessStatements: 0 })
   expect(result.operations).toBe(faultSoak.operations)
-  // Other tenants' work went on: most operations succeeded, and (unless the fault stops the whole server) some tenants never failed.
-  expect(result.succeeded).toBeGreaterThan(result.operations / 2)
-  if (options.hitsEveryTenant !== true) expect(Object.keys(result.failuresByTenant).length).toBeLessThan(faultSoak.tenants)
+  if (options.stopsTheServer === true) {
+    // Operations that arrive while the server is down fail at once (connection refused), so how many
+    // fail depends on how long the restart takes against how fast the soak runs, not on prisma-tenancy:
+    // on a slow machine most of the soak can fall inside the outage. What must hold is that work
+    // succeeded around it, and the clean soak after it (below) on the same pool.
+    expect(result.succeeded).toBeGreaterThan(0)
+  } else {
+    // Other tenants' work went on: most operations succeeded, and some tenants never failed.
+    expect(result.succeeded).toBeGreaterThan(result.operations / 2)
+    expect(Object.keys(result.failuresByTenant).length).toBeLessThan(faultSoak.tenants)
+  }
   expect({
     errors: after.errors,
     leaks: after.leaks,
@@ -225,7 +233,7 @@ describe('faults injected while a soak runs', () => {
     const run = await soakUnderFault(database, { times: 2, intervalMs: 1000, complete: true, injectOnce: async () => (await postgres.restart(), true) })
     expect(run.injected).toBe(2)
     expect(Object.keys(run.result.errors).length).toBeGreaterThan(0)
-    expectSurvived(run, { hitsEveryTenant: true })
+    expectSurvived(run, { stopsTheServer: true })
   }, faultTestTimeoutMs)
 
   it.skipIf(binary === undefined)('a PgBouncer restart fails the operations in flight with a code; the pool reconnects through it', async () => {
@@ -238,6 +246,6 @@ describe('faults injected while a soak runs', () => {
     )
     expect(run.injected).toBe(2)
     expect(Object.keys(run.result.errors).length).toBeGreaterThan(0)
-    expectSurvived(run, { hitsEveryTenant: true })
+    expectSurvived(run, { stopsTheServer: true })
   }, faultTestTimeoutMs)
 })
