@@ -5,7 +5,7 @@ import { formatReport, type Report } from '../scripts/bench/report.js'
 import { toResult, toResults } from '../scripts/bench/results.js'
 import { medianInterval, type Summary } from '../scripts/bench/stats.js'
 import { roundOrder } from '../scripts/bench/measure.js'
-import { fastPathWire, tenancyWire, throughputFloors, throughputWireBaseline, wireBaseline, wireFloor, wireWorkload } from '../scripts/bench/wire-floor.js'
+import { fastPathWire, latencyFloors, tenancyWire, throughputFloors, throughputWireBaseline, wireBaseline, wireFloor, wireWorkload } from '../scripts/bench/wire-floor.js'
 
 const machine: Machine = {
   cpus: 2,
@@ -71,6 +71,29 @@ describe('bench chart', () => {
     expect(wireFloor(report.results)).toBeCloseTo((0.77 + 0.422 - 0.309) / 0.77, 6)
     const svg = renderChart(report)
     expect(svg.match(/wire floor 1\.15×/g)).toHaveLength(1)
+  })
+
+  it("gives each mode its own wire floor, from its own wire form, next to its findUnique in the same rounds", () => {
+    const results = side(
+      wireWorkload,
+      1,
+      [
+        [wireBaseline, summary(0.3, 3300, 60)],
+        [tenancyWire, summary(0.4, 2500, 75)],
+        [fastPathWire, summary(0.35, 2850, 70)],
+        ['plain-prisma', summary(0.8, 1250, 300)],
+        ['prisma-tenancy', summary(0.95, 1050, 360)],
+        ['prisma-tenancy (preparedTenantStatement)', summary(0.9, 1100, 350)],
+      ],
+      wireBaseline,
+    )
+    const floors = latencyFloors(results)
+    expect(floors.map((f) => f.mode)).toEqual(['default', 'fast path'])
+    expect(floors[0]!.floor).toBeCloseTo(0.9 / 0.8, 6)
+    expect(floors[1]!.floor).toBeCloseTo(0.85 / 0.8, 6)
+    expect(floors[1]!.measured).toBeCloseTo(0.9 / 0.8, 6)
+    expect(wireFloor(results, 'fast path')).toBe(floors[1]!.floor)
+    expect(formatReport({ machine, results, unavailable: [] })).toContain('findUnique/1 fast path: floor 1.06×, measured 1.13×')
   })
 
   it('draws no floor when the run has no findUnique-wire rows', () => {

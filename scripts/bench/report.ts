@@ -1,6 +1,6 @@
 import type { Machine } from './machine.js'
 import type { Result, Unavailable } from './results.js'
-import { throughputFloors } from './wire-floor.js'
+import { latencyFloors, throughputFloors } from './wire-floor.js'
 
 export interface Report {
   machine: Machine
@@ -66,6 +66,14 @@ export function formatReport(report: Report): string {
   for (const { contender, reason } of report.unavailable) lines.push(`not measured: ${contender}: ${reason}`)
   const overPlain = tenancyCpuOverPlainPrisma(report.results)
   if (overPlain.length > 0) lines.push('', `prisma-tenancy's Node CPU per operation over plain Prisma's: ${overPlain.join(', ')}`)
+  const latency = latencyFloors(report.results)
+  if (latency.length > 0) {
+    lines.push(
+      '',
+      "Wire floor at 1 client (plain Prisma's findUnique + what the wire form adds to the bare driver's, over plain Prisma's) and prisma-tenancy's findUnique over plain Prisma's in the same rounds:",
+      ...latency.map((f) => `  findUnique/1 ${f.mode}: floor ${number(f.floor, 2)}×, measured ${number(f.measured, 2)}×`),
+    )
+  }
   const floors = throughputFloors(report.results)
   if (floors.length > 0) {
     lines.push(

@@ -61,10 +61,23 @@ const variants = [
   { name: 'pg: + WHERE tenant_id = $4', role: 'unrestricted', setTenant: false, filter: true },
   { name: wireSetConfig, role: 'unrestricted', setTenant: true, filter: false },
   { name: tenancyWire, role: 'app', setTenant: true, filter: false },
+  { name: fastPathWire, role: 'app', setTenant: true, filter: false, prepared: true },
   { name: 'pg: + signed set_config + signed policy (generate --signed)', role: 'signed', setTenant: true, filter: false },
 ] as const
 
+/** The two modes' wire forms and their prisma-tenancy contenders, for the floors. */
+const modes = [
+  ['default', tenancyWire, 'prisma-tenancy'],
+  ['fast path', fastPathWire, 'prisma-tenancy (preparedTenantStatement)'],
+] as const
+export type FloorMode = (typeof modes)[number][0]
+/** The prisma-tenancy contender of each mode, for the rounds a floor is measured in. */
+export const modeContenders: readonly string[] = modes.map(([, , contender]) => contender)
+
 type Row = unknown[]
+
+/** The name the fast path's wire forms prepare set_config under, once per connection. */
+const preparedName = 'bench_set_tenant'
 
 function run(client: pg.ClientBase, config: { text: string; values: string[] }, prefix: PrefixStatement[]): Promise<Row[]> {
   return new Promise((resolve, reject) => {
@@ -84,7 +97,8 @@ export function wireVariantUnderPolicy(name: string): boolean {
  * findUnique's SQL sent straight through node-postgres, with no Prisma
  * Client around it, as each part of prisma-tenancy's wire form adds it: the
  * tenant filter alone, `set_config` in the same write, and `set_config` with
- * the policy applying. Each variant is one connection, so what differs is
+ * the policy applying, unnamed (default mode) and prepared once (the fast
+ * path). Each variant is one connection, so what differs is
  * what the server is asked to do and the protocol messages that carry it. It
  * shows the floor of the design: what PostgreSQL and the driver charge for it
  * before Prisma Client and the tenancy pool do anything.
@@ -102,16 +116,23 @@ export async function openWireFloor(
   }
   // The bench database is dropped WITH (FORCE) when the workload ends, whatever happened here.
   for (const client of clients) client.on('error', () => undefined)
-  const find = (index: number, tenantId: string, taskId: string) => {
+  /** The prepared variant's connection has parsed its named statement. */
+  let parsed = false
+  const find = async (index: number, tenantId: string, taskId: string) => {
     const variant = variants[index]!
+    const values = [defaultTenantSetting, tenantId]
     // The signed variant's prefix is the driver's: both settings in one statement.
-    const prefix = !variant.setTenant
+    const prefix: PrefixStatement[] = !variant.setTenant
       ? []
       : variant.role === 'signed'
         ? [{ text: 'SELECT set_config($1, $2, true), set_config($3, $4, true)', values: [defaultTenantSetting, tenantId, signatureName, sign(tenantId)] }]
-        : [{ text: setTenantSql, values: [defaultTenantSetting, tenantId] }]
+        : 'prepared' in variant
+          ? [{ text: setTenantSql, values, name: preparedName, parse: !parsed }]
+          : [{ text: setTenantSql, values }]
     const config = variant.filter ? { text: withTenantFilterSql, values: [taskId, '1', '0', tenantId] } : { text: findUniqueSql, values: [taskId, '1', '0'] }
-    return run(clients[index]!, config, prefix)
+    const rows = await run(clients[index]!, config, prefix)
+    if ('prepared' in variant) parsed = true
+    return rows
   }
   try {
     await Promise.all(clients.map((client) => client.connect()))
@@ -166,7 +187,7 @@ export async function openThroughputWireFloor(
     try {
       const values = [defaultTenantSetting, tenantId]
       const prefix: PrefixStatement[] =
-        variant.prepared === undefined ? [] : variant.prepared ? [{ text: setTenantSql, values, name: 'bench_set_tenant', parse: !parsed.has(client) }] : [{ text: setTenantSql, values }]
+        variant.prepared === undefined ? [] : variant.prepared ? [{ text: setTenantSql, values, name: preparedName, parse: !parsed.has(client) }] : [{ text: setTenantSql, values }]
       const rows = await run(client, statement, prefix)
       if (variant.prepared === true) parsed.add(client)
       return rows
@@ -211,11 +232,22 @@ export async function openThroughputWireFloor(
  * the policy add on the bare driver, over plain Prisma (findUnique-wire rows,
  * all from the same rounds). Undefined when the run has no such rows.
  */
-export function wireFloor(results: readonly Result[]): number | undefined {
+export function wireFloor(results: readonly Result[], mode: FloorMode = 'default'): number | undefined {
+  return latencyFloors(results).find((f) => f.mode === mode)?.floor
+}
+
+/**
+ * The wire floor of each mode at 1 client (wireFloor), next to that mode's
+ * findUnique median over plain Prisma's in the same rounds.
+ */
+export function latencyFloors(results: readonly Result[]): { mode: FloorMode; floor: number; measured: number }[] {
   const median = (contender: string) => results.find((r) => r.workload === wireWorkload && r.contender === contender)?.median_ms
-  const [alone, tenancy, plain] = [median(wireBaseline), median(tenancyWire), median('plain-prisma')]
-  if (alone === undefined || tenancy === undefined || plain === undefined) return undefined
-  return (plain + tenancy - alone) / plain
+  const [alone, plain] = [median(wireBaseline), median('plain-prisma')]
+  if (alone === undefined || plain === undefined) return []
+  return modes.flatMap(([mode, wire, contender]) => {
+    const [wireTime, own] = [median(wire), median(contender)]
+    return wireTime === undefined || own === undefined ? [] : [{ mode, floor: (plain + wireTime - alone) / plain, measured: own / plain }]
+  })
 }
 
 /**
@@ -226,7 +258,7 @@ export function wireFloor(results: readonly Result[]): number | undefined {
  * Times are in units of the bare driver's, from each row's throughput ratio to
  * it, which pairs the rounds (results.ts): the floor takes the same care as the figures.
  */
-export function throughputFloors(results: readonly Result[]): { workload: string; clients: number; mode: 'default' | 'fast path'; floor: number; measured: number }[] {
+export function throughputFloors(results: readonly Result[]): { workload: string; clients: number; mode: FloorMode; floor: number; measured: number }[] {
   return Object.keys(throughputStatements).flatMap((workload) => {
     const rows = results.filter((r) => r.workload === wireWorkloadOf(workload) && r.baseline === throughputWireBaseline)
     const time = (contender: string) => {
@@ -235,7 +267,7 @@ export function throughputFloors(results: readonly Result[]): { workload: string
     }
     const plain = time('plain-prisma')
     if (plain === undefined) return []
-    return ([['default', tenancyWire, 'prisma-tenancy'], ['fast path', fastPathWire, 'prisma-tenancy (preparedTenantStatement)']] as const).flatMap(([mode, wire, contender]) => {
+    return modes.flatMap(([mode, wire, contender]) => {
       const [wireTime, own] = [time(wire), time(contender)]
       return wireTime === undefined || own === undefined ? [] : [{ workload, clients: rows[0]!.clients, mode, floor: plain / (plain + wireTime - 1), measured: plain / own }]
     })

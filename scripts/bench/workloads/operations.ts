@@ -4,7 +4,7 @@ import { projectOf, seedOperationsData, taskOf, tenantOf, type TenantFixture } f
 import { measureInterleaved, type Operation } from '../measure.js'
 import { prismaTenancyOn } from '../prisma-tenancy.js'
 import { toResults, type WorkloadOutcome } from '../results.js'
-import { openThroughputWireFloor, openWireFloor, throughputWireBaseline, wireBaseline, wireVariantUnderPolicy, wireWorkload, wireWorkloadOf } from '../wire-floor.js'
+import { modeContenders, openThroughputWireFloor, openWireFloor, throughputWireBaseline, wireBaseline, wireVariantUnderPolicy, wireWorkload, wireWorkloadOf } from '../wire-floor.js'
 
 export interface OperationsSize {
   tenants: number
@@ -164,7 +164,7 @@ export async function runOperationsWorkload(
       const signedProblem = await checkBehaviour(signedTenancy, tenants)
       if (signedProblem !== null) throw new Error(`${signedContender}: ${signedProblem}`)
       // Interleaved with the wire variants, so the Prisma rows and the floor come from the same moments.
-      const prismaRows = ['plain-prisma', 'prisma-tenancy'].flatMap((name) => {
+      const prismaRows = ['plain-prisma', ...modeContenders].flatMap((name) => {
         const operation = byContender.get(name)?.get('findUnique')
         return operation === undefined ? [] : [[name, operation] as const]
       })
