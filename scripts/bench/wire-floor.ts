@@ -76,8 +76,11 @@ export const modeContenders: readonly string[] = modes.map(([, , contender]) => 
 
 type Row = unknown[]
 
-/** The name the fast path's wire forms prepare set_config under, once per connection. */
-const preparedName = 'bench_set_tenant'
+/** set_config of the tenant as prisma-tenancy sends it: unnamed (default mode), or prepared once per connection under a name (the fast path). */
+function setTenantPrefix(tenantId: string, prepared?: { parse: boolean }): PrefixStatement[] {
+  const values = [defaultTenantSetting, tenantId]
+  return [prepared === undefined ? { text: setTenantSql, values } : { text: setTenantSql, values, name: 'bench_set_tenant', parse: prepared.parse }]
+}
 
 function run(client: pg.ClientBase, config: { text: string; values: string[] }, prefix: PrefixStatement[]): Promise<Row[]> {
   return new Promise((resolve, reject) => {
@@ -120,15 +123,12 @@ export async function openWireFloor(
   let parsed = false
   const find = async (index: number, tenantId: string, taskId: string) => {
     const variant = variants[index]!
-    const values = [defaultTenantSetting, tenantId]
     // The signed variant's prefix is the driver's: both settings in one statement.
     const prefix: PrefixStatement[] = !variant.setTenant
       ? []
       : variant.role === 'signed'
         ? [{ text: 'SELECT set_config($1, $2, true), set_config($3, $4, true)', values: [defaultTenantSetting, tenantId, signatureName, sign(tenantId)] }]
-        : 'prepared' in variant
-          ? [{ text: setTenantSql, values, name: preparedName, parse: !parsed }]
-          : [{ text: setTenantSql, values }]
+        : setTenantPrefix(tenantId, 'prepared' in variant ? { parse: !parsed } : undefined)
     const config = variant.filter ? { text: withTenantFilterSql, values: [taskId, '1', '0', tenantId] } : { text: findUniqueSql, values: [taskId, '1', '0'] }
     const rows = await run(clients[index]!, config, prefix)
     if ('prepared' in variant) parsed = true
@@ -185,9 +185,7 @@ export async function openThroughputWireFloor(
     const variant = throughputVariants[index]!
     const client = await pools[index]!.connect()
     try {
-      const values = [defaultTenantSetting, tenantId]
-      const prefix: PrefixStatement[] =
-        variant.prepared === undefined ? [] : variant.prepared ? [{ text: setTenantSql, values, name: preparedName, parse: !parsed.has(client) }] : [{ text: setTenantSql, values }]
+      const prefix = variant.prepared === undefined ? [] : setTenantPrefix(tenantId, variant.prepared ? { parse: !parsed.has(client) } : undefined)
       const rows = await run(client, statement, prefix)
       if (variant.prepared === true) parsed.add(client)
       return rows
