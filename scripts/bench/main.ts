@@ -38,7 +38,7 @@ function workloadList(value: string): WorkloadName[] {
 function parseOptions(argv: string[]): Options {
   const program = new Command('bench')
     .description('Cost of prisma-tenancy per operation, per row count and per tenant count, side by side with plain Prisma and other Prisma RLS packages.')
-    .option('--quick', 'far fewer rows and rounds: about 10 minutes on 2 cores', false)
+    .option('--quick', 'far fewer rows and rounds: about 12 minutes on 2 cores', false)
     .option('--json', 'print one JSON document on stdout (the table goes to stderr)', false)
     .addOption(new Option('--workloads <list>', `comma-separated, from ${workloadNames.join(', ')}`).argParser(workloadList).default([...workloadNames], 'all'))
     .addOption(new Option('--database-url <url>', 'admin URL of the PostgreSQL server to use; default: an embedded PostgreSQL').env('DATABASE_URL'))
