@@ -29,7 +29,7 @@ export const quickSizes: Sizes = {
   // 6 rounds of 40, p99 at 1 client was 2-4 ms (the JIT still compiling) and ratios moved by 0.2 between runs;
   // with 10 rounds of 100 a p99 is the 10th slowest of 1,000 calls, and the fast path's p99 over plain Prisma's
   // was 2.56x, 1.94x and 2.46x in three quick runs (2026-12-04, 12-06) where the full run's 2,800 calls gave 1.07x
-  // (with 20 rounds, 2026-12-06: 1.23x and 2.72x; a stall of the machine still lands in it, but in fewer of the calls).
+  // (with 20 rounds, 2026-12-06: 1.23x and 2.72x; a stall of the machine still lands in it, but as a smaller share of the calls).
   operations: { tenants: 10, projectsPerTenant: 2, tasksPerProject: 60, rounds: 20, concurrentRounds: 30, warmupOps: 1000, opsSingle: 100, opsConcurrent: 20, concurrency: 16, poolSize: 10 },
   rows: { tenants: 100, rowsPerTenant: 1000, rounds: 3, warmupOps: 20, opsPerRound: 100 },
   migration: { tenantCounts: [10, 1000, 10_000], rounds: 3, schemaPerTenantMax: 1000 },
